@@ -1,0 +1,180 @@
+"""AnnData handling: choosing the input matrix, validating it, and reading per-cell annotations.
+
+Everything here only reads the AnnData; nothing writes to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+Matrix = np.ndarray | sp.csr_matrix | sp.csc_matrix
+
+#: Entries checked at a time, so that validation never copies a whole large matrix.
+_CHUNK = 1 << 24
+
+
+def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None) -> Matrix:
+    """The cell-by-feature input chosen by ``layer`` or ``use_rep`` (default ``.X``), not copied.
+
+    Parameters
+    ----------
+    adata
+        The data.
+    layer
+        Key of ``adata.layers``.
+    use_rep
+        Key of ``adata.obsm`` (or ``"X"`` for ``.X``).
+
+    Returns
+    -------
+    A dense array or a SciPy sparse matrix with one row per cell.
+    """
+    if layer is not None and use_rep is not None:
+        msg = f"Pass layer={layer!r} or use_rep={use_rep!r}, not both."
+        raise ValueError(msg)
+    if use_rep is not None and use_rep != "X":
+        if use_rep not in adata.obsm:
+            msg = (
+                f"use_rep={use_rep!r} is not in adata.obsm (keys: {_keys(adata.obsm)}); "
+                "compute it first (e.g. sc.pp.pca for 'X_pca') or pass another key."
+            )
+            raise KeyError(msg)
+        matrix = adata.obsm[use_rep]
+        if isinstance(matrix, pd.DataFrame):
+            matrix = matrix.to_numpy()
+    elif layer is not None:
+        if layer not in adata.layers:
+            msg = (
+                f"layer={layer!r} is not in adata.layers (keys: {_keys(adata.layers)}); "
+                "pass one of those, or layer=None for adata.X."
+            )
+            raise KeyError(msg)
+        matrix = adata.layers[layer]
+    else:
+        matrix = adata.X
+    what = describe_input(layer, use_rep)
+    if matrix is None:
+        msg = f"{what} is empty; store the data there or choose another layer / use_rep."
+        raise ValueError(msg)
+    if sp.issparse(matrix):
+        if not isinstance(matrix, sp.csr_matrix | sp.csr_array | sp.csc_matrix | sp.csc_array):
+            matrix = sp.csr_matrix(matrix)
+    elif not isinstance(matrix, np.ndarray):
+        matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != adata.n_obs:
+        msg = f"{what} has shape {matrix.shape}; expected {adata.n_obs} rows, one per cell."
+        raise ValueError(msg)
+    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(
+        matrix.dtype, np.complexfloating
+    ):
+        msg = f"{what} has dtype {matrix.dtype}; a real-valued numeric matrix is needed."
+        raise TypeError(msg)
+    return matrix
+
+
+def describe_input(layer: str | None, use_rep: str | None) -> str:
+    """Human-readable name of the chosen input, for error messages."""
+    if use_rep is not None and use_rep != "X":
+        return f"adata.obsm[{use_rep!r}]"
+    return f"adata.layers[{layer!r}]" if layer is not None else "adata.X"
+
+
+def _stored_values(matrix: Matrix) -> np.ndarray:
+    return matrix.data if sp.issparse(matrix) else matrix.reshape(-1)
+
+
+def _chunks(values: np.ndarray):
+    for start in range(0, values.size, _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def check_finite(matrix: Matrix, what: str) -> None:
+    """Raise a ValueError naming ``what`` when the matrix holds NaN or infinite values."""
+    values = _stored_values(matrix)
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in _chunks(values))
+    if bad:
+        msg = (
+            f"{what} holds {bad} NaN or infinite value(s); remove or impute them first "
+            "(e.g. adata = adata[:, np.isfinite(adata.X.sum(0)).A1].copy())."
+        )
+        raise ValueError(msg)
+
+
+def check_counts(matrix: Matrix, what: str, likelihood: str) -> None:
+    """Raise a ValueError unless the matrix holds non-negative integer counts, with at least one count."""
+    values = _stored_values(matrix)
+    for chunk in _chunks(values):
+        negative = chunk < 0
+        if negative.any():
+            msg = (
+                f"{what} holds negative values (e.g. {chunk[negative][0]:g}), but likelihood="
+                f"{likelihood!r} models raw counts. Pass the raw counts (e.g. layer='counts'), or "
+                "use likelihood='gaussian' for normalised or scaled data."
+            )
+            raise ValueError(msg)
+        if np.issubdtype(chunk.dtype, np.floating):
+            fractional = chunk != np.floor(chunk)
+            if fractional.any():
+                msg = (
+                    f"{what} holds non-integer values (e.g. {chunk[fractional][0]:g}), but "
+                    f"likelihood={likelihood!r} models raw counts. Pass the raw counts (e.g. "
+                    "layer='counts' or adata.raw), or use likelihood='gaussian' for normalised data."
+                )
+                raise ValueError(msg)
+    if not any(chunk.any() for chunk in _chunks(values)):
+        msg = f"{what} has no counts at all (every gene is zero in every cell); there is nothing to learn."
+        raise ValueError(msg)
+
+
+def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and category names of the ``adata.obs`` column ``key``.
+
+    Missing values get code -1.
+
+    Parameters
+    ----------
+    adata
+        The data.
+    key
+        Column of ``adata.obs``.
+    argument
+        Name of the user's argument, for error messages.
+
+    Returns
+    -------
+    The codes (int64, one per cell) and the categories as strings.
+    """
+    if key not in adata.obs:
+        msg = f"{argument}={key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
+        raise KeyError(msg)
+    column = adata.obs[key]
+    categorical = (
+        column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
+    )
+    return categorical.cat.codes.to_numpy().astype(np.int64), [
+        str(c) for c in categorical.cat.categories
+    ]
+
+
+def check_n_cells(n_obs: int, batch_size: int, validation_fraction: float) -> None:
+    """Require at least two minibatches of training cells."""
+    n_train = n_obs - int(round(n_obs * validation_fraction))
+    if n_train < 2 * batch_size:
+        msg = (
+            f"Only {n_train} training cells ({n_obs} cells, validation_fraction="
+            f"{validation_fraction}) for batch_size={batch_size}: training needs at least two "
+            f"minibatches. Pass batch_size={max(2, n_train // 4)} or fewer."
+        )
+        raise ValueError(msg)
+
+
+def _keys(mapping: Sequence[str] | object) -> str:
+    keys = list(mapping.keys() if hasattr(mapping, "keys") else mapping)
+    return ", ".join(map(repr, keys)) if keys else "none"

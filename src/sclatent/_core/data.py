@@ -1,0 +1,202 @@
+"""Minibatch streaming of cell-by-feature matrices onto the training device.
+
+A sparse CSR matrix stays sparse: its three arrays are moved to the device once (to the GPU when they
+fit, else kept on the host), and every minibatch is gathered and densified there with a handful of
+vectorised tensor operations. Dense matrices are indexed directly. Nothing densifies the whole matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+#: Share of free GPU memory that a matrix may take before it stays on the host instead.
+_GPU_MEMORY_SHARE = 0.5
+
+
+def _home_device(nbytes: int, device: torch.device) -> torch.device:
+    """Where a matrix of ``nbytes`` should live when batches are consumed on ``device``."""
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes <= _GPU_MEMORY_SHARE * free else torch.device("cpu")
+
+
+class RowSource:
+    """Rows of a cell-by-feature matrix, gathered as dense float tensors on a device.
+
+    Parameters
+    ----------
+    matrix
+        A dense array or a SciPy sparse matrix (converted to CSR when it is not CSR already).
+    device
+        The device batches are consumed on.
+    dtype
+        Floating type of the gathered batches.
+    """
+
+    def __init__(
+        self,
+        matrix: np.ndarray | sp.spmatrix | sp.sparray,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.shape: tuple[int, int] = (int(matrix.shape[0]), int(matrix.shape[1]))
+        self.is_sparse = sp.issparse(matrix)
+        if self.is_sparse:
+            csr = sp.csr_matrix(matrix)  # no copy when already CSR
+            if not csr.has_canonical_format:
+                csr = csr.copy()
+                csr.sum_duplicates()
+            nbytes = csr.data.size * 8 + csr.indptr.size * 8
+            home = _home_device(nbytes, device)
+            self._indptr = torch.as_tensor(csr.indptr.astype(np.int64, copy=False), device=home)
+            self._indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=home)
+            self._values = torch.as_tensor(csr.data, device=home).to(dtype)
+        else:
+            array = np.asarray(matrix)
+            home = _home_device(array.size * 4, device)
+            self._dense = torch.as_tensor(array, device=home).to(dtype)
+        self.home = home
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """Dense ``(len(rows), n_features)`` tensor of the given rows, on :attr:`device`."""
+        rows = rows.to(self.home)
+        if not self.is_sparse:
+            return self._dense[rows].to(self.device, non_blocking=True)
+        return gather_csr_rows(self._indptr, self._indices, self._values, rows, self.shape[1]).to(
+            self.device, non_blocking=True
+        )
+
+    def row_sums(self) -> torch.Tensor:
+        """Per-row totals (e.g. library sizes) as a float64 tensor on the home device."""
+        if self.is_sparse:
+            counts = self._indptr[1:] - self._indptr[:-1]
+            row_ids = torch.repeat_interleave(torch.arange(self.shape[0], device=self.home), counts)
+            sums = torch.zeros(self.shape[0], dtype=torch.float64, device=self.home)
+            return sums.index_add_(0, row_ids, self._values.double())
+        return self._dense.double().sum(1)
+
+
+def gather_csr_rows(
+    indptr: torch.Tensor,
+    indices: torch.Tensor,
+    values: torch.Tensor,
+    rows: torch.Tensor,
+    n_cols: int,
+) -> torch.Tensor:
+    """Densify selected rows of a CSR matrix given as three tensors.
+
+    Parameters
+    ----------
+    indptr, indices, values
+        The CSR arrays (canonical: sorted, no duplicates).
+    rows
+        Row numbers to gather, in output order (repeats allowed).
+    n_cols
+        Number of columns.
+
+    Returns
+    -------
+    A dense ``(len(rows), n_cols)`` tensor.
+    """
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    out = torch.zeros(rows.numel(), n_cols, dtype=values.dtype, device=values.device)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    out_row = torch.repeat_interleave(
+        torch.arange(rows.numel(), device=rows.device), lengths, output_size=total
+    )
+    # position of each stored entry: its row's start plus its rank within the row
+    first_in_output = torch.cumsum(lengths, 0) - lengths
+    source = torch.arange(total, device=rows.device) + (starts - first_in_output)[out_row]
+    flat = out_row * n_cols + indices[source].to(torch.int64)
+    out.view(-1)[flat] = values[source]
+    return out
+
+
+@dataclass
+class CellData:
+    """One cell-by-feature matrix and per-cell tensors, gathered together by cell index.
+
+    Parameters
+    ----------
+    x
+        The model input.
+    obs
+        Per-cell tensors (library size, batch index, labels, ...) of length ``len(x)``.
+    """
+
+    x: RowSource
+    obs: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.obs = {key: value.to(self.x.device) for key, value in self.obs.items()}
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Tensors of the given cells: ``"x"`` (dense) plus every per-cell tensor."""
+        rows = rows.to(self.x.device)
+        out = {key: value[rows] for key, value in self.obs.items()}
+        out["x"] = self.x.gather(rows)
+        return out
+
+
+class MinibatchSampler:
+    """Seeded minibatches of cell indices.
+
+    Parameters
+    ----------
+    indices
+        The cells to draw from.
+    batch_size
+        Cells per batch.
+    shuffle
+        Reshuffle every pass (seeded by ``generator``) or keep the given order.
+    drop_last
+        Drop the final incomplete batch (training, so batch norm never sees a tiny batch).
+    generator
+        Source of the shuffles.
+    device
+        Where the index batches are placed (the device the data is gathered on).
+    """
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: np.random.Generator | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device if device is not None else torch.device("cpu")
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = generator if generator is not None else np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        n = len(self.indices)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = self.generator.permutation(self.indices) if self.shuffle else self.indices
+        order = torch.from_numpy(order).to(self.device)
+        for i in range(len(self)):
+            yield order[i * self.batch_size : (i + 1) * self.batch_size]

@@ -1,0 +1,124 @@
+"""Log-likelihoods of observations, computed in log space.
+
+Count likelihoods take the log of the mean (``log_mu``) rather than the mean, so no exp-then-log
+round trip can underflow: a Poisson log-probability at mean 1e-30 is as accurate as at mean 1.
+Each function returns element-wise log-probabilities with the broadcast shape of its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: The count likelihoods and whether each has an inverse dispersion and a zero-inflation part.
+COUNT_LIKELIHOODS = {
+    "poisson": (False, False),
+    "nb": (True, False),
+    "zip": (False, True),
+    "zinb": (True, True),
+}
+LIKELIHOODS = (*COUNT_LIKELIHOODS, "gaussian")
+
+
+def poisson_log_prob(x: torch.Tensor, log_mu: torch.Tensor) -> torch.Tensor:
+    """Poisson log-probability ``x log(mu) - mu - log(x!)``."""
+    return x * log_mu - log_mu.exp() - torch.lgamma(x + 1)
+
+
+def _softplus(d: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^d); exact to float64 precision (torch's default switches to d itself above 20)."""
+    return F.softplus(d, threshold=40.0)
+
+
+def nb_log_prob(x: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
+    """Negative binomial log-probability with mean ``mu`` and inverse dispersion ``theta``.
+
+    Variance is ``mu + mu**2 / theta``; ``theta -> inf`` recovers the Poisson distribution. With
+    ``d = log(mu / theta)`` the mean-dependent part is ``x d - (theta + x) softplus(d)``, two
+    fused passes over the data, while the log-gamma terms depend on ``x`` and ``theta`` only.
+    """
+    theta = log_theta.exp()
+    d = log_mu - log_theta
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+        + x * d
+        - (theta + x) * _softplus(d)
+    )
+
+
+def _zero_inflated(
+    x: torch.Tensor, log_prob: torch.Tensor, log_prob_zero: torch.Tensor, pi_logits: torch.Tensor
+) -> torch.Tensor:
+    """Mix a point mass at zero (probability ``sigmoid(pi_logits)``) into a count distribution."""
+    log_pi = -F.softplus(-pi_logits)
+    log_not_pi = -F.softplus(pi_logits)
+    at_zero = torch.logaddexp(log_pi, log_not_pi + log_prob_zero)
+    return torch.where(x == 0, at_zero, log_not_pi + log_prob)
+
+
+def zip_log_prob(x: torch.Tensor, log_mu: torch.Tensor, pi_logits: torch.Tensor) -> torch.Tensor:
+    """Zero-inflated Poisson log-probability; ``pi_logits`` are the logits of the extra zeros."""
+    return _zero_inflated(x, poisson_log_prob(x, log_mu), -log_mu.exp(), pi_logits)
+
+
+def zinb_log_prob(
+    x: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor, pi_logits: torch.Tensor
+) -> torch.Tensor:
+    """Zero-inflated negative binomial log-probability."""
+    log_prob_zero = -log_theta.exp() * _softplus(log_mu - log_theta)
+    return _zero_inflated(x, nb_log_prob(x, log_mu, log_theta), log_prob_zero, pi_logits)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Normal log-density with the given mean and log-variance."""
+    return -0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 / log_var.exp())
+
+
+def log_prob(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Dispatch to the log-probability of ``likelihood`` with decoder outputs ``params``.
+
+    Parameters
+    ----------
+    likelihood
+        One of :data:`LIKELIHOODS`.
+    x
+        Observations.
+    params
+        ``log_mu`` (counts) or ``mean`` (gaussian), plus ``log_theta``, ``pi_logits`` and ``log_var``
+        where the likelihood has them.
+
+    Returns
+    -------
+    Element-wise log-probabilities.
+    """
+    if likelihood == "poisson":
+        return poisson_log_prob(x, params["log_mu"])
+    if likelihood == "nb":
+        return nb_log_prob(x, params["log_mu"], params["log_theta"])
+    if likelihood == "zip":
+        return zip_log_prob(x, params["log_mu"], params["pi_logits"])
+    if likelihood == "zinb":
+        return zinb_log_prob(x, params["log_mu"], params["log_theta"], params["pi_logits"])
+    if likelihood == "gaussian":
+        return gaussian_log_prob(x, params["mean"], params["log_var"])
+    msg = f"likelihood={likelihood!r} is unknown; choose one of {', '.join(LIKELIHOODS)}."
+    raise ValueError(msg)
+
+
+def sample(likelihood: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Draw observations from the likelihood with decoder outputs ``params`` (global RNG)."""
+    if likelihood == "gaussian":
+        return params["mean"] + torch.randn_like(params["mean"]) * (0.5 * params["log_var"]).exp()
+    rate = params["log_mu"].exp()
+    if "log_theta" in params:  # negative binomial as a gamma-Poisson mixture
+        theta = params["log_theta"].exp().expand_as(rate)
+        rate = torch.distributions.Gamma(theta, theta / rate.clamp_min(1e-30)).sample()
+    counts = torch.poisson(rate)
+    if "pi_logits" in params:
+        extra_zero = torch.rand_like(counts) < torch.sigmoid(params["pi_logits"])
+        counts = counts.masked_fill(extra_zero, 0.0)
+    return counts

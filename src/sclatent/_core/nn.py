@@ -1,0 +1,98 @@
+"""Neural-network building blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Fully connected layers, each linear -> batch norm -> ReLU -> dropout.
+
+    Parameters
+    ----------
+    n_input
+        Input features.
+    hidden
+        Width of each hidden layer (empty: the identity).
+    n_cat
+        Number of categories of a covariate (e.g. batch) whose one-hot code is appended to the input of
+        every layer; 0 for none.
+    dropout
+        Dropout rate after each layer.
+    batch_norm
+        Batch normalisation after each linear layer.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        hidden: Sequence[int],
+        *,
+        n_cat: int = 0,
+        dropout: float = 0.1,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_cat = n_cat
+        widths = [n_input, *hidden]
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(n_in + n_cat, n_out),
+                nn.BatchNorm1d(n_out, momentum=0.01, eps=1e-3) if batch_norm else nn.Identity(),
+                nn.ReLU(),
+                nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            )
+            for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.n_output = widths[-1]
+
+    def forward(self, x: torch.Tensor, cat: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the layers to ``x`` of shape ``(..., n_input)``; ``cat`` holds integer categories."""
+        lead = x.shape[:-1]
+        one_hot = one_hot_or_none(cat, self.n_cat, x)
+        x = x.reshape(-1, x.shape[-1])
+        if one_hot is not None:
+            one_hot = one_hot.reshape(-1, self.n_cat)
+        for layer in self.layers:
+            x = layer(x if one_hot is None else torch.cat([x, one_hot], dim=-1))
+        return x.reshape(*lead, x.shape[-1])
+
+
+def one_hot_or_none(
+    cat: torch.Tensor | None, n_cat: int, like: torch.Tensor
+) -> torch.Tensor | None:
+    """One-hot code of ``cat`` shaped to broadcast with ``like``'s leading dimensions, or None."""
+    if n_cat == 0 or cat is None:
+        return None
+    one_hot = F.one_hot(cat.long(), n_cat).to(like.dtype)
+    return one_hot.expand(*like.shape[:-1], n_cat)
+
+
+class GaussianHead(nn.Module):
+    """Mean and log-variance of a diagonal Gaussian from hidden features.
+
+    Parameters
+    ----------
+    n_input
+        Hidden features.
+    n_output
+        Dimension of the Gaussian.
+    """
+
+    def __init__(self, n_input: int, n_output: int) -> None:
+        super().__init__()
+        self.mean = nn.Linear(n_input, n_output)
+        self.log_var = nn.Linear(n_input, n_output)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(mean, log_var)``; the log-variance is kept in [-12, 12] for stability."""
+        return self.mean(h), self.log_var(h).clamp(-12.0, 12.0)
+
+
+def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Draw ``mean + std * eps`` with ``eps ~ N(0, I)``."""
+    return mean + torch.randn_like(mean) * (0.5 * log_var).exp()

@@ -1,0 +1,190 @@
+"""The one training loop shared by every model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import CellData, MinibatchSampler
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised when the loss becomes NaN or infinite; no result is written."""
+
+
+@dataclass
+class TrainingConfig:
+    """How to train.
+
+    Parameters
+    ----------
+    epochs
+        Passes over the training cells.
+    batch_size
+        Cells per minibatch.
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam weight decay.
+    kl_warmup
+        Epochs over which the KL weight rises linearly from 0 to 1 (0: no warm-up).
+    early_stopping
+        Stop once the validation loss has not improved for ``patience`` epochs after warm-up, and
+        restore the best weights.
+    patience
+        Epochs without improvement before stopping.
+    grad_clip
+        Maximal gradient norm (None: no clipping).
+    progress
+        Show a progress bar.
+    description
+        Label of the progress bar.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    kl_warmup: int = 0
+    early_stopping: bool = True
+    patience: int = 20
+    grad_clip: float | None = 50.0
+    progress: bool = True
+    description: str = "training"
+
+
+EpochHook = Callable[[int], dict[str, float] | None]
+
+
+def train(
+    module: nn.Module,
+    data: CellData,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    config: TrainingConfig,
+    rng: np.random.Generator,
+    *,
+    on_epoch_start: EpochHook | None = None,
+) -> dict[str, list[float]]:
+    """Fit ``module`` by Adam on minibatches of ``data`` and return the per-epoch history.
+
+    ``module.loss(batch, kl_weight)`` must return a dict of scalar tensors with the objective under
+    ``"loss"``; its other entries are averaged over the validation cells and recorded as
+    ``"val_<name>"``. The validation loss is evaluated at full KL weight.
+
+    Parameters
+    ----------
+    module
+        The model, on the data's device.
+    data
+        Cells to draw minibatches from.
+    train_idx, val_idx
+        Training and validation cells.
+    config
+        Training settings.
+    rng
+        Source of the shuffles.
+    on_epoch_start
+        Called with the epoch number before each epoch; a returned dict is added to the history.
+
+    Returns
+    -------
+    Per-epoch lists: ``train_loss``, ``val_loss`` and ``val_<term>`` for each term of the loss.
+    """
+    device = data.x.device
+    sampler = MinibatchSampler(
+        train_idx, config.batch_size, shuffle=True, drop_last=True, generator=rng, device=device
+    )
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+    )
+    warmup_steps = config.kl_warmup * len(sampler)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    best_loss, best_state, epochs_without_gain = math.inf, None, 0
+    step = 0
+    bar = tqdm(
+        range(config.epochs), desc=config.description, unit="epoch", disable=not config.progress
+    )
+    for epoch in bar:
+        if on_epoch_start is not None:
+            for key, value in (on_epoch_start(epoch) or {}).items():
+                history.setdefault(key, []).append(value)
+        module.train()
+        total = torch.zeros((), device=device)
+        for rows in sampler:
+            kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+            loss = module.loss(data.batch(rows), kl_weight)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+            optimizer.step()
+            total += loss.detach()
+            step += 1
+        train_loss = total.item() / len(sampler)
+        _check_finite(train_loss, epoch, config)
+        history["train_loss"].append(train_loss)
+        if len(val_idx) == 0:
+            bar.set_postfix(train_loss=f"{train_loss:.4g}")
+            continue
+        for key, value in evaluate(module, data, val_idx, config.batch_size).items():
+            history.setdefault(f"val_{key}", []).append(value)
+        val_loss = history["val_loss"][-1]
+        _check_finite(val_loss, epoch, config)
+        bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
+        if not config.early_stopping or step < warmup_steps:
+            continue
+        if val_loss < best_loss:
+            best_loss, epochs_without_gain = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        else:
+            epochs_without_gain += 1
+            if epochs_without_gain >= config.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate(
+    module: nn.Module, data: CellData, indices: np.ndarray, batch_size: int
+) -> dict[str, float]:
+    """Cell-weighted means of every term of ``module.loss`` (at full KL weight) over ``indices``."""
+    module.eval()
+    sums: dict[str, torch.Tensor] = {}
+    sampler = MinibatchSampler(indices, max(batch_size, 1024), device=data.x.device)
+    for rows in sampler:
+        for key, value in module.loss(data.batch(rows), 1.0).items():
+            sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
+    return {key: value.item() / len(indices) for key, value in sums.items()}
+
+
+def _check_finite(value: float, epoch: int, config: TrainingConfig) -> None:
+    if math.isfinite(value):
+        return
+    msg = (
+        f"Training diverged in epoch {epoch + 1}: the loss became {value}. Nothing was written. "
+        f"Lower the learning rate (lr={config.lr}), check the input for extreme values, or choose "
+        "a likelihood that fits the data."
+    )
+    raise TrainingDivergedError(msg)
+
+
+@torch.no_grad()
+def predict(
+    fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    data: CellData,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Apply ``fn`` to every cell of ``data`` in order and stack the results as a NumPy array."""
+    sampler = MinibatchSampler(np.arange(len(data)), batch_size, device=data.x.device)
+    return torch.cat([fn(data.batch(rows)).float().cpu() for rows in sampler]).numpy()

@@ -1,0 +1,5 @@
+"""Bundled data sets."""
+
+from ._datasets import mouse_brain_10k
+
+__all__ = ["mouse_brain_10k"]

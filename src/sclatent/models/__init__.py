@@ -1,0 +1,6 @@
+"""Model objects: ``fit``, ``transform``, ``save`` and :func:`load`."""
+
+from ._base import BaseModel, load
+from ._scvae import SCVAE
+
+__all__ = ["SCVAE", "BaseModel", "load"]

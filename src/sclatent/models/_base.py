@@ -1,0 +1,288 @@
+"""Fit / transform / save / load machinery shared by every model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from anndata import AnnData
+from torch import nn
+
+from .. import _anndata as io
+from .._core.data import CellData
+from .._core.device import resolve_device, seed_everything
+from .._core.training import TrainingConfig, predict, train
+
+logger = logging.getLogger("sclatent")
+
+_FORMAT = "sclatent-model"
+_REGISTRY: dict[str, type[BaseModel]] = {}
+
+
+class BaseModel:
+    """A model with the scikit-learn-like life cycle ``fit`` -> ``transform``, saved to one file.
+
+    Subclasses declare their keyword arguments in ``__init__`` and pass them on as a dict; they
+    implement :meth:`_cell_data`, :meth:`_build_module` and :meth:`_embed`.
+    """
+
+    #: Default key in ``adata.obsm`` / ``adata.uns`` of the matching ``tl`` function.
+    tool: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+        self.fitted_: dict[str, Any] = {}
+        self.history_: dict[str, list[float]] = {}
+        self.module_: nn.Module | None = None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        state = "fitted" if self.module_ is not None else "not fitted"
+        return f"{type(self).__name__}({args}) [{state}]"
+
+    # --- input helpers --------------------------------------------------------------------------
+    def _input_matrix(self, adata: AnnData, *, fitting: bool) -> tuple[io.Matrix, str]:
+        """The input chosen by ``layer`` / ``use_rep``, checked finite and, after fit, compatible."""
+        layer, use_rep = self.params.get("layer"), self.params.get("use_rep")
+        matrix = io.get_matrix(adata, layer=layer, use_rep=use_rep)
+        what = io.describe_input(layer, use_rep)
+        io.check_finite(matrix, what)
+        names = list(map(str, adata.var_names)) if what != f"adata.obsm[{use_rep!r}]" else None
+        if fitting:
+            self.fitted_["n_input"] = int(matrix.shape[1])
+            self.fitted_["var_names"] = names
+            return matrix, what
+        if matrix.shape[1] != self.fitted_["n_input"]:
+            msg = (
+                f"{what} has {matrix.shape[1]} features but the model was trained on "
+                f"{self.fitted_['n_input']}; give it the same features."
+            )
+            raise ValueError(msg)
+        trained = self.fitted_.get("var_names")
+        if trained is not None and names is not None and names != trained:
+            msg = (
+                f"adata.var_names differ from the {len(trained)} genes the model was trained on; "
+                "subset and order them first: adata[:, model.fitted_['var_names']]."
+            )
+            raise ValueError(msg)
+        return matrix, what
+
+    def _codes(self, adata: AnnData, argument: str, *, fitting: bool) -> torch.Tensor:
+        """Integer codes of the ``adata.obs`` column named by parameter ``argument``."""
+        key = self.params[argument]
+        codes, categories = io.get_codes(adata, key, argument)
+        if fitting:
+            self.fitted_[f"{argument}_categories"] = categories
+            known = categories
+        else:
+            known = self.fitted_[f"{argument}_categories"]
+            unknown = sorted(set(categories) - set(known))
+            if unknown:
+                msg = f"adata.obs[{key!r}] has categories unseen in training: {unknown[:5]}."
+                raise ValueError(msg)
+            lookup = np.array([known.index(c) for c in categories] + [-1], dtype=np.int64)
+            codes = lookup[codes]
+        return torch.from_numpy(codes)
+
+    # --- to implement ---------------------------------------------------------------------------
+    def _cell_data(self, adata: AnnData, device: torch.device, *, fitting: bool) -> CellData:
+        """Validate ``adata`` and wrap its input for the module; record what fit learnt."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _build_module(self) -> nn.Module:
+        """The untrained module, sized from :attr:`fitted_`."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The embedding of a batch of cells (module in eval mode)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _training_config(self, n_obs: int) -> TrainingConfig:
+        p = self.params
+        return TrainingConfig(
+            epochs=p["epochs"] if p["epochs"] is not None else default_epochs(n_obs),
+            batch_size=p["batch_size"],
+            lr=p["lr"],
+            kl_warmup=p.get("kl_warmup", 0),
+            early_stopping=p["early_stopping"],
+            patience=p["patience"],
+            progress=p["progress"],
+            description=self.tool,
+        )
+
+    # --- life cycle -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The device the fitted module lives on."""
+        self._check_fitted()
+        return next(self.module_.parameters()).device
+
+    def fit(self, adata: AnnData) -> Self:
+        """Train on the cells of ``adata``; the AnnData is not modified.
+
+        Parameters
+        ----------
+        adata
+            The training data.
+
+        Returns
+        -------
+        The fitted model.
+        """
+        device = resolve_device(self.params["device"])
+        rng = seed_everything(self.params["random_state"])
+        self.fitted_ = {}
+        data = self._cell_data(adata, device, fitting=True)
+        module = self._build_module().to(device)
+        n_val = int(round(adata.n_obs * self.params["validation_fraction"]))
+        order = rng.permutation(adata.n_obs)
+        config = self._training_config(adata.n_obs)
+        self.train_indices_, self.validation_indices_ = (
+            np.sort(order[n_val:]),
+            np.sort(order[:n_val]),
+        )
+        self.history_ = train(
+            module, data, order[n_val:], order[:n_val], config, rng, **self._hooks(data, rng)
+        )
+        self.module_ = module
+        self.fitted_["device"] = str(device)
+        self.fitted_["epochs"] = config.epochs
+        return self
+
+    def _hooks(self, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
+        """Extra keyword arguments of :func:`~sclatent._core.training.train`."""
+        return {}
+
+    def transform(self, adata: AnnData) -> np.ndarray:
+        """Embed the cells of ``adata``, seen in training or not.
+
+        Parameters
+        ----------
+        adata
+            Cells with the features the model was trained on.
+
+        Returns
+        -------
+        The embedding, one row per cell.
+        """
+        return self._predict(adata, self._embed)
+
+    def _predict(self, adata: AnnData, fn: Any) -> np.ndarray:
+        self._check_fitted()
+        self.module_.eval()
+        return predict(fn, self._cell_data(adata, self.device, fitting=False))
+
+    def _check_fitted(self) -> None:
+        if self.module_ is None:
+            msg = f"This {type(self).__name__} is not fitted yet; call .fit(adata) first."
+            raise RuntimeError(msg)
+
+    # --- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model (parameters, weights, history) to one file.
+
+        Parameters
+        ----------
+        path
+            Destination file, conventionally ``*.pt``.
+        """
+        self._check_fitted()
+        state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+        torch.save(
+            {
+                "format": _FORMAT,
+                "class": type(self).__name__,
+                "params": self.params,
+                "fitted": self.fitted_,
+                "history": self.history_,
+                "state_dict": state,
+                "versions": versions(),
+            },
+            path,
+        )
+
+    def uns_record(self) -> dict[str, Any]:
+        """``{"params", "history"}`` for ``adata.uns``: plain values only, so h5ad can store them."""
+        params = dict(self.params)
+        params["epochs"] = self.fitted_.get("epochs", params["epochs"])
+        params["epochs_run"] = len(self.history_.get("train_loss", []))
+        params["device"] = self.fitted_.get("device", params["device"])
+        params["requested_device"] = self.params["device"]
+        params["versions"] = versions()
+        return {"params": params, "history": {k: list(v) for k, v in self.history_.items()}}
+
+
+def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's arguments from its ``locals()``."""
+    return {k: v for k, v in local_vars.items() if k not in ("self", "__class__")}
+
+
+def check_training_args(
+    epochs: int | None, batch_size: int, lr: float, validation_fraction: float
+) -> None:
+    """Reject training settings that cannot work, naming the fix."""
+    if epochs is not None and epochs < 1:
+        msg = f"epochs={epochs}: pass a positive number of epochs, or None for the default."
+        raise ValueError(msg)
+    if batch_size < 2:
+        msg = f"batch_size={batch_size}: batch normalisation needs at least 2 cells per batch."
+        raise ValueError(msg)
+    if not lr > 0:
+        msg = f"lr={lr}: the learning rate must be positive (e.g. 1e-3)."
+        raise ValueError(msg)
+    if not 0 <= validation_fraction < 1:
+        msg = f"validation_fraction={validation_fraction}: pass a share in [0, 1), e.g. 0.1."
+        raise ValueError(msg)
+
+
+def load(path: str | os.PathLike[str], *, device: str = "auto") -> BaseModel:
+    """Load a model written by ``model.save(path)``.
+
+    Parameters
+    ----------
+    path
+        The file.
+    device
+        Where to put the model: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    The fitted model, of the class it was saved from.
+    """
+    target = resolve_device(device)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _FORMAT:
+        msg = f"{os.fspath(path)!r} is not a model saved by sclatent (model.save)."
+        raise ValueError(msg)
+    cls = _REGISTRY[checkpoint["class"]]
+    model = cls(**checkpoint["params"])
+    model.fitted_ = checkpoint["fitted"]
+    model.history_ = checkpoint["history"]
+    module = model._build_module()
+    module.load_state_dict(checkpoint["state_dict"])
+    model.module_ = module.to(target).eval()
+    return model
+
+
+def default_epochs(n_obs: int) -> int:
+    """Epochs when the user gives none: 400 up to 20,000 cells, then fewer (the scvi-tools rule)."""
+    return int(min(400, max(1, round(400 * 20_000 / n_obs))))
+
+
+def versions() -> dict[str, str]:
+    """Versions of sclatent and the libraries that shape its results."""
+    out = {}
+    for name in ("sclatent", "torch", "anndata", "numpy", "scanpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out

@@ -1,0 +1,3 @@
+"""Plots."""
+
+__all__: list[str] = []

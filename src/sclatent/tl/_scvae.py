@@ -1,0 +1,77 @@
+"""``sl.tl.scvae``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from ..models import SCVAE
+from ._utils import fit_and_write
+
+
+def scvae(
+    adata: AnnData,
+    *,
+    likelihood: str = "zinb",
+    prior: str = "gaussian",
+    n_components: int | None = None,
+    batch_key: str | None = None,
+    layer: str | None = None,
+    use_rep: str | None = None,
+    n_latent: int = 10,
+    hidden: Sequence[int] = (128,),
+    dropout: float = 0.1,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    kl_warmup: int = 0,
+    early_stopping: bool = True,
+    patience: int = 20,
+    validation_fraction: float = 0.1,
+    random_state: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    key_added: str | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Embed cells with a VAE or Gaussian-mixture VAE on raw counts (scVAE :cite:`Gronbech2020`).
+
+    Parameters
+    ----------
+    adata
+        Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods.
+    likelihood, prior, n_components, batch_key, layer, use_rep, n_latent, hidden, dropout, epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction, random_state, device, progress
+        See :class:`sclatent.models.SCVAE`.
+    key_added
+        Key of the outputs (default ``"scvae"``): ``obsm["X_<key>"]``, ``uns[key]``, and for the
+        mixture prior ``obs["<key>_cluster"]`` and ``obsm["X_<key>_cluster_proba"]``.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    The copy when ``copy=True``, else None. Writes
+
+    ``adata.obsm["X_scvae"]``
+        The posterior mean of z.
+    ``adata.uns["scvae"]``
+        ``"params"`` (every argument as used, device, versions) and ``"history"`` (per-epoch
+        ``train_loss``, ``val_loss``, ``val_elbo``, ``val_reconstruction``, ``val_kl``).
+    ``adata.obs["scvae_cluster"]``, ``adata.obsm["X_scvae_cluster_proba"]``
+        Mixture prior only: argmax q(y|x) (categorical) and q(y|x).
+    """
+    model = SCVAE(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
+
+    def extra_outputs(target: AnnData, key: str) -> None:
+        if prior != "mixture":
+            return
+        proba = model.cluster_probabilities(adata)
+        labels = np.argmax(proba, axis=1).astype(str)
+        categories = [str(k) for k in range(proba.shape[1])]
+        target.obs[f"{key}_cluster"] = pd.Categorical(labels, categories=categories)
+        target.obsm[f"X_{key}_cluster_proba"] = proba
+
+    return fit_and_write(model, adata, key_added=key_added, copy=copy, extra=extra_outputs)

@@ -1,0 +1,67 @@
+"""What every ``tl`` function does after choosing its model: fit, then write outputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from anndata import AnnData
+
+from ..models import BaseModel
+
+logger = logging.getLogger("sclatent")
+
+
+def fit_and_write(
+    model: BaseModel,
+    adata: AnnData,
+    *,
+    key_added: str | None,
+    copy: bool,
+    extra: Callable[[AnnData, str], None] | None = None,
+) -> AnnData | None:
+    """Fit ``model`` on ``adata``, then write ``obsm["X_<key>"]`` and ``uns[key]``.
+
+    Nothing is written unless training and every prediction succeed.
+
+    Parameters
+    ----------
+    model
+        The unfitted model.
+    adata
+        The data.
+    key_added
+        Key of the outputs; default the model's tool name.
+    copy
+        Write into a copy and return it.
+    extra
+        Writes further outputs into the target AnnData, given the key.
+
+    Returns
+    -------
+    The copy when ``copy=True``, else None.
+    """
+    key = key_added or model.tool
+    model.fit(adata)
+    embedding = model.transform(adata)
+    staged = AnnData(obs=adata.obs[[]].copy())
+    if extra is not None:
+        extra(staged, key)
+    target = adata.copy() if copy else adata
+    target.obsm[f"X_{key}"] = embedding
+    for name, value in staged.obsm.items():
+        target.obsm[name] = value
+    for name in staged.obs.columns:
+        target.obs[name] = staged.obs[name].values
+    target.uns[key] = model.uns_record()
+    history = model.history_
+    logger.info(
+        "%s: %d epochs on %s; added obsm['X_%s'] and uns[%r]%s",
+        model.tool,
+        len(history["train_loss"]),
+        model.fitted_["device"],
+        key,
+        key,
+        f", final val_loss {history['val_loss'][-1]:.4g}" if history.get("val_loss") else "",
+    )
+    return target if copy else None

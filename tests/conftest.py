@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scanpy as sc
+import torch
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    torch.set_num_threads(2)
+
+
+def _shared(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bladder_counts() -> ad.AnnData:
+    """mouse_bladder_2100 reduced to its 2,000 most variable genes, raw counts in .X."""
+    adata = ad.read_h5ad(_shared("mouse_bladder_2100.h5ad"))
+    lognorm = adata.copy()
+    sc.pp.normalize_total(lognorm)
+    sc.pp.log1p(lognorm)
+    sc.pp.highly_variable_genes(lognorm, n_top_genes=2000)
+    return adata[:, lognorm.var["highly_variable"].to_numpy()].copy()
+
+
+@pytest.fixture(scope="session")
+def brain() -> ad.AnnData:
+    import sclatent as sl
+
+    return sl.datasets.mouse_brain_10k()
+
+
+@pytest.fixture
+def small_counts(brain) -> ad.AnnData:
+    """1,000 real cells x 1,000 genes of raw counts, a fresh copy per test."""
+    return brain[np.arange(0, 10_000, 10)].copy()

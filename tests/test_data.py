@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from sclatent._core.data import CellData, MinibatchSampler, RowSource, gather_csr_rows
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def csr():
+    rng = np.random.default_rng(0)
+    matrix = sp.random(300, 57, density=0.1, format="csr", random_state=rng, dtype=np.float32)
+    matrix.data = np.ceil(matrix.data * 10)
+    matrix.data[matrix.indptr[7] : matrix.indptr[8]] = 0  # an empty row
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def test_gather_matches_scipy_rows_with_repeats_and_empty_rows(csr):
+    rows = torch.tensor([7, 3, 299, 3, 0, 7, 150])
+    source = RowSource(csr, CPU)
+    np.testing.assert_array_equal(source.gather(rows).numpy(), csr[rows.numpy()].toarray())
+
+
+def test_gather_of_empty_rows_only(csr):
+    out = RowSource(csr, CPU).gather(torch.tensor([7, 7]))
+    assert out.shape == (2, 57) and not out.any()
+
+
+def test_sparse_matrix_is_not_densified_and_not_modified(csr):
+    before = csr.copy()
+    source = RowSource(csr, CPU)
+    assert source.is_sparse
+    assert source._values.numel() == csr.nnz
+    assert (csr != before).nnz == 0
+
+
+def test_non_canonical_csr_is_summed_without_touching_the_input():
+    data, indices, indptr = np.array([1.0, 2.0, 3.0]), np.array([1, 1, 0]), np.array([0, 2, 3])
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(2, 3))
+    matrix.has_canonical_format = False
+    out = RowSource(matrix, CPU).gather(torch.tensor([0, 1])).numpy()
+    np.testing.assert_array_equal(out, [[0, 3, 0], [3, 0, 0]])
+    assert matrix.nnz == 3
+
+
+@pytest.mark.parametrize("fmt", ["csc", "dense"])
+def test_other_formats_give_the_same_rows(csr, fmt):
+    matrix = csr.tocsc() if fmt == "csc" else csr.toarray()
+    rows = torch.tensor([5, 1, 42])
+    np.testing.assert_array_equal(
+        RowSource(matrix, CPU).gather(rows).numpy(), csr[[5, 1, 42]].toarray()
+    )
+
+
+def test_row_sums(csr):
+    np.testing.assert_allclose(RowSource(csr, CPU).row_sums().numpy(), csr.sum(1).A1)
+    np.testing.assert_allclose(RowSource(csr.toarray(), CPU).row_sums().numpy(), csr.sum(1).A1)
+
+
+def test_gather_csr_rows_function_directly(csr):
+    indptr = torch.from_numpy(csr.indptr.astype(np.int64))
+    indices = torch.from_numpy(csr.indices)
+    values = torch.from_numpy(csr.data)
+    out = gather_csr_rows(indptr, indices, values, torch.arange(300), 57)
+    np.testing.assert_array_equal(out.numpy(), csr.toarray())
+
+
+def test_cell_data_gathers_obs_alongside(csr):
+    data = CellData(RowSource(csr, CPU), {"label": torch.arange(300) * 2})
+    batch = data.batch(torch.tensor([4, 9]))
+    assert batch["label"].tolist() == [8, 18]
+    np.testing.assert_array_equal(batch["x"].numpy(), csr[[4, 9]].toarray())
+
+
+def test_sampler_is_seeded_and_covers_every_cell():
+    indices = np.arange(10, 1010)
+    first = [
+        b.numpy()
+        for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
+    ]
+    again = [
+        b.numpy()
+        for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert np.array_equal(np.sort(np.concatenate(first)), indices)
+    assert not np.array_equal(np.concatenate(first), indices)
+
+
+def test_sampler_drop_last_and_order():
+    sampler = MinibatchSampler(np.arange(130), 64, drop_last=True)
+    assert len(sampler) == 2 and all(len(b) == 64 for b in sampler)
+    ordered = MinibatchSampler(np.arange(130), 64)
+    assert len(ordered) == 3
+    assert np.array_equal(np.concatenate([b.numpy() for b in ordered]), np.arange(130))

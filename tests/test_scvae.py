@@ -1,0 +1,209 @@
+import anndata as ad
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+import sclatent as sl
+from sclatent._core.training import TrainingDivergedError
+
+FAST = {"epochs": 3, "progress": False}
+
+
+def snapshot(adata):
+    return (
+        adata.X.copy(),
+        set(adata.obs.columns),
+        set(adata.obsm.keys()),
+        set(adata.uns.keys()),
+        set(adata.layers.keys()),
+    )
+
+
+def assert_unchanged(adata, before):
+    X, obs, obsm, uns, layers = before
+    assert np.array_equal(adata.X.data, X.data, equal_nan=True)
+    assert np.array_equal(adata.X.indices, X.indices) and np.array_equal(adata.X.indptr, X.indptr)
+    assert set(adata.obs.columns) == obs
+    assert set(adata.obsm.keys()) == obsm
+    assert set(adata.uns.keys()) == uns
+    assert set(adata.layers.keys()) == layers
+
+
+def test_outputs_and_history(small_counts):
+    sl.tl.scvae(small_counts, epochs=8, batch_size=64, progress=False)
+    emb = small_counts.obsm["X_scvae"]
+    assert emb.shape == (1000, 10) and np.isfinite(emb).all()
+    record = small_counts.uns["scvae"]
+    history = record["history"]
+    for key in ("train_loss", "val_loss", "val_elbo", "val_reconstruction", "val_kl"):
+        assert len(history[key]) == 8, key
+    assert history["val_elbo"][-1] > history["val_elbo"][0]  # the held-out ELBO improves
+    np.testing.assert_allclose(
+        history["val_elbo"], np.array(history["val_reconstruction"]) - history["val_kl"], rtol=1e-5
+    )
+    params = record["params"]
+    assert params["likelihood"] == "zinb" and params["device"] == "cpu"
+    assert params["epochs"] == 8 and params["hidden"] == [128]
+    assert "torch" in params["versions"]
+
+
+def test_same_seed_same_embedding_and_other_seed_differs(small_counts):
+    a = sl.tl.scvae(small_counts, batch_size=64, random_state=3, copy=True, **FAST)
+    b = sl.tl.scvae(small_counts, batch_size=64, random_state=3, copy=True, **FAST)
+    c = sl.tl.scvae(small_counts, batch_size=64, random_state=4, copy=True, **FAST)
+    assert np.array_equal(a.obsm["X_scvae"], b.obsm["X_scvae"])
+    assert not np.allclose(a.obsm["X_scvae"], c.obsm["X_scvae"])
+    assert "X_scvae" not in small_counts.obsm  # copy=True leaves the input alone
+
+
+def test_h5ad_round_trip_of_every_output(small_counts, tmp_path):
+    sl.tl.scvae(
+        small_counts, prior="mixture", n_components=4, batch_size=64, key_added="gm", **FAST
+    )
+    path = tmp_path / "out.h5ad"
+    small_counts.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    for key in ("X_gm", "X_gm_cluster_proba"):
+        np.testing.assert_array_equal(back.obsm[key], small_counts.obsm[key])
+    assert back.obs["gm_cluster"].equals(small_counts.obs["gm_cluster"])
+    assert (
+        back.uns["gm"]["history"]["val_elbo"].tolist()
+        == small_counts.uns["gm"]["history"]["val_elbo"]
+    )
+    assert back.uns["gm"]["params"]["prior"] == "mixture"
+
+
+def test_transform_of_unseen_cells_matches_training_embedding(small_counts, tmp_path):
+    model = sl.models.SCVAE(likelihood="nb", batch_size=64, **FAST).fit(small_counts)
+    seen = model.transform(small_counts)
+    unseen = small_counts[500:].copy()
+    np.testing.assert_allclose(model.transform(unseen), seen[500:], rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "m.pt")
+    loaded = sl.models.load(tmp_path / "m.pt")
+    assert isinstance(loaded, sl.models.SCVAE)
+    np.testing.assert_allclose(loaded.transform(unseen), seen[500:], rtol=1e-5, atol=1e-5)
+    assert loaded.history_ == model.history_
+
+
+def test_elbo_denoise_sample(small_counts):
+    model = sl.models.SCVAE(likelihood="zinb", batch_size=64, epochs=5, progress=False).fit(
+        small_counts
+    )
+    elbo = model.elbo(small_counts)
+    assert elbo < 0 and elbo == model.elbo(small_counts)
+    means = model.denoise(small_counts)
+    library = np.asarray(small_counts.X.sum(1)).ravel()
+    np.testing.assert_allclose(means.sum(1), np.maximum(library, 1), rtol=1e-4)
+    scaled = model.denoise(small_counts, library_size=1e4)
+    np.testing.assert_allclose(scaled.sum(1), 1e4, rtol=1e-4)
+    draws = model.sample(small_counts, random_state=1)
+    assert draws.shape == small_counts.shape
+    assert np.array_equal(draws, np.round(draws)) and (draws >= 0).all()
+    assert np.array_equal(draws, model.sample(small_counts, random_state=1))
+
+
+def test_nb_and_zinb_beat_poisson_on_held_out_elbo(brain):
+    elbo = {}
+    for likelihood in ("poisson", "nb", "zinb"):
+        result = sl.tl.scvae(brain, likelihood=likelihood, epochs=10, progress=False, copy=True)
+        elbo[likelihood] = result.uns["scvae"]["history"]["val_elbo"][-1]
+    assert elbo["nb"] > elbo["poisson"]
+    assert elbo["zinb"] > elbo["poisson"]
+    assert elbo["zinb"] >= -225, elbo  # scvi-tools 1.4 reaches -225.1 with these settings
+
+
+def test_embedding_separates_cell_types(bladder_counts):
+    adata = bladder_counts.copy()
+    sl.tl.scvae(adata, likelihood="nb", epochs=40, progress=False)
+    knn = KNeighborsClassifier(n_neighbors=15)
+    accuracy = cross_val_score(knn, adata.obsm["X_scvae"], adata.obs["cell_type"], cv=5).mean()
+    assert accuracy >= 0.85, accuracy
+
+
+def test_gmvae_clusters_recover_cell_types(bladder_counts):
+    adata = bladder_counts.copy()
+    sl.tl.scvae(adata, likelihood="nb", prior="mixture", n_components=16, epochs=60, progress=False)
+    proba = adata.obsm["X_scvae_cluster_proba"]
+    assert proba.shape == (adata.n_obs, 16)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert np.array_equal(adata.obs["scvae_cluster"].astype(int), proba.argmax(1))
+    ari = adjusted_rand_score(adata.obs["cell_type"], adata.obs["scvae_cluster"])
+    assert ari >= 0.48, ari
+
+
+def test_conditional_vae_uses_batches(small_counts):
+    small_counts.obs["batch"] = np.where(np.arange(1000) % 2, "a", "b")
+    model = sl.models.SCVAE(batch_key="batch", batch_size=64, **FAST).fit(small_counts)
+    assert model.fitted_["batch_key_categories"] == ["a", "b"]
+    assert model.module_.encoder.n_cat == 2
+    swapped = small_counts.copy()
+    swapped.obs["batch"] = np.where(np.arange(1000) % 2, "b", "a")
+    assert not np.allclose(model.transform(swapped), model.transform(small_counts))
+    swapped.obs["batch"] = "c"
+    with pytest.raises(ValueError, match="unseen in training"):
+        model.transform(swapped)
+
+
+def test_gaussian_likelihood_on_normalised_data(small_counts):
+    import scanpy as sc
+
+    sc.pp.normalize_total(small_counts)
+    sc.pp.log1p(small_counts)
+    sl.tl.scvae(small_counts, likelihood="gaussian", batch_size=64, **FAST)
+    assert np.isfinite(small_counts.obsm["X_scvae"]).all()
+
+
+BAD_INPUTS = {
+    "non-integer": (lambda a: a.X.data.__setitem__(0, 0.5), {}, "non-integer values"),
+    "negative": (lambda a: a.X.data.__setitem__(0, -1.0), {}, "negative values"),
+    "nan": (lambda a: a.X.data.__setitem__(0, np.nan), {}, "NaN or infinite"),
+    "inf": (lambda a: a.X.data.__setitem__(0, np.inf), {}, "NaN or infinite"),
+    "all-zero": (lambda a: a.X.data.__setitem__(slice(None), 0.0), {}, "no counts at all"),
+    "layer": (None, {"layer": "counts"}, "layer='counts' is not in adata.layers"),
+    "use_rep": (None, {"use_rep": "X_pca", "likelihood": "gaussian"}, "not in adata.obsm"),
+    "batch_key": (None, {"batch_key": "sample"}, "batch_key='sample' is not a column"),
+    "too-few-cells": (None, {"batch_size": 512}, "at least two minibatches"),
+    "device": (None, {"device": "cuda:7"}, "cuda:7"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_named_and_leaves_adata_untouched(small_counts, case):
+    corrupt, kwargs, message = BAD_INPUTS[case]
+    if corrupt is not None:
+        corrupt(small_counts)
+    before = snapshot(small_counts)
+    with pytest.raises((ValueError, KeyError), match=message):
+        sl.tl.scvae(small_counts, **{**FAST, **kwargs})
+    assert_unchanged(small_counts, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"likelihood": "binomial"}, "likelihood='binomial' is unknown"),
+        ({"prior": "vamp"}, "prior='vamp' is unknown"),
+        ({"n_components": 5}, "needs prior='mixture'"),
+        ({"epochs": 0}, "positive number of epochs"),
+    ],
+)
+def test_bad_arguments(small_counts, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sl.tl.scvae(small_counts, **kwargs)
+
+
+def test_divergence_stops_with_an_explanation_and_writes_nothing(small_counts):
+    before = snapshot(small_counts)
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        sl.tl.scvae(small_counts, likelihood="gaussian", lr=1e12, batch_size=64, **FAST)
+    assert_unchanged(small_counts, before)
+
+
+def test_empty_cells_get_finite_embeddings(small_counts):
+    X = small_counts.X.tolil()
+    X[3] = 0
+    small_counts.X = X.tocsr()
+    sl.tl.scvae(small_counts, batch_size=64, **FAST)
+    assert np.isfinite(small_counts.obsm["X_scvae"]).all()
