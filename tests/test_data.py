@@ -50,9 +50,7 @@ def test_non_canonical_csr_is_summed_without_touching_the_input():
 def test_other_formats_give_the_same_rows(csr, fmt):
     matrix = csr.tocsc() if fmt == "csc" else csr.toarray()
     rows = torch.tensor([5, 1, 42])
-    np.testing.assert_array_equal(
-        RowSource(matrix, CPU).gather(rows).numpy(), csr[[5, 1, 42]].toarray()
-    )
+    np.testing.assert_array_equal(RowSource(matrix, CPU).gather(rows).numpy(), csr[[5, 1, 42]].toarray())
 
 
 def test_row_sums(csr):
@@ -78,12 +76,10 @@ def test_cell_data_gathers_obs_alongside(csr):
 def test_sampler_is_seeded_and_covers_every_cell():
     indices = np.arange(10, 1010)
     first = [
-        b.numpy()
-        for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
+        b.numpy() for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
     ]
     again = [
-        b.numpy()
-        for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
+        b.numpy() for b in MinibatchSampler(indices, 64, shuffle=True, generator=np.random.default_rng(3))
     ]
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert np.array_equal(np.sort(np.concatenate(first)), indices)

@@ -59,19 +59,14 @@ def test_same_seed_same_embedding_and_other_seed_differs(small_counts):
 
 
 def test_h5ad_round_trip_of_every_output(small_counts, tmp_path):
-    sl.tl.scvae(
-        small_counts, prior="mixture", n_components=4, batch_size=64, key_added="gm", **FAST
-    )
+    sl.tl.scvae(small_counts, prior="mixture", n_components=4, batch_size=64, key_added="gm", **FAST)
     path = tmp_path / "out.h5ad"
     small_counts.write_h5ad(path)
     back = ad.read_h5ad(path)
     for key in ("X_gm", "X_gm_cluster_proba"):
         np.testing.assert_array_equal(back.obsm[key], small_counts.obsm[key])
     assert back.obs["gm_cluster"].equals(small_counts.obs["gm_cluster"])
-    assert (
-        back.uns["gm"]["history"]["val_elbo"].tolist()
-        == small_counts.uns["gm"]["history"]["val_elbo"]
-    )
+    assert back.uns["gm"]["history"]["val_elbo"].tolist() == small_counts.uns["gm"]["history"]["val_elbo"]
     assert back.uns["gm"]["params"]["prior"] == "mixture"
 
 
@@ -88,9 +83,7 @@ def test_transform_of_unseen_cells_matches_training_embedding(small_counts, tmp_
 
 
 def test_elbo_denoise_sample(small_counts):
-    model = sl.models.SCVAE(likelihood="zinb", batch_size=64, epochs=5, progress=False).fit(
-        small_counts
-    )
+    model = sl.models.SCVAE(likelihood="zinb", batch_size=64, epochs=5, progress=False).fit(small_counts)
     elbo = model.elbo(small_counts)
     assert elbo < 0 and elbo == model.elbo(small_counts)
     means = model.denoise(small_counts)

@@ -69,9 +69,7 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
     if matrix.ndim != 2 or matrix.shape[0] != adata.n_obs:
         msg = f"{what} has shape {matrix.shape}; expected {adata.n_obs} rows, one per cell."
         raise ValueError(msg)
-    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(
-        matrix.dtype, np.complexfloating
-    ):
+    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
         msg = f"{what} has dtype {matrix.dtype}; a real-valued numeric matrix is needed."
         raise TypeError(msg)
     return matrix
@@ -155,17 +153,13 @@ def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list
         msg = f"{argument}={key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
         raise KeyError(msg)
     column = adata.obs[key]
-    categorical = (
-        column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
-    )
-    return categorical.cat.codes.to_numpy().astype(np.int64), [
-        str(c) for c in categorical.cat.categories
-    ]
+    categorical = column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
+    return categorical.cat.codes.to_numpy().astype(np.int64), [str(c) for c in categorical.cat.categories]
 
 
 def check_n_cells(n_obs: int, batch_size: int, validation_fraction: float) -> None:
     """Require at least two minibatches of training cells."""
-    n_train = n_obs - int(round(n_obs * validation_fraction))
+    n_train = n_obs - round(n_obs * validation_fraction)
     if n_train < 2 * batch_size:
         msg = (
             f"Only {n_train} training cells ({n_obs} cells, validation_fraction="

@@ -10,9 +10,7 @@ import matplotlib
 import sclatent as sl
 
 
-def run_demo(
-    out_dir: str | Path = "sclatent_demo", *, epochs: int = 20, device: str = "auto"
-) -> Path:
+def run_demo(out_dir: str | Path = "sclatent_demo", *, epochs: int = 20, device: str = "auto") -> Path:
     """Train ``tl.scvae`` on :func:`sclatent.datasets.mouse_brain_10k`; write ``demo.h5ad`` and ``demo.png``.
 
     Parameters
@@ -42,19 +40,16 @@ def run_demo(
         f"scvae: {len(history['train_loss'])} epochs in {time.perf_counter() - start:.1f} s on "
         f"{adata.uns['scvae']['params']['device']}, held-out ELBO {history['val_elbo'][-1]:.1f} nats/cell"
     )
-    sc.pp.neighbors(adata, use_rep="X_scvae", random_state=0)
+    # exact kNN through scikit-learn: scanpy 1.11's pynndescent path fails on SciPy >= 1.17 arrays
+    sc.pp.neighbors(adata, use_rep="X_scvae", transformer="sklearn", random_state=0)
     sc.tl.umap(adata, random_state=0)
-    adata.obs["log10_counts"] = sc.pp.calculate_qc_metrics(adata, percent_top=None)[0][
-        "log1p_total_counts"
-    ]
+    adata.obs["log1p_counts"] = sc.pp.calculate_qc_metrics(adata, percent_top=None)[0]["log1p_total_counts"]
 
     fig, (ax_curve, ax_umap) = plt.subplots(1, 2, figsize=(11, 4.5))
     epochs_axis = range(1, len(history["val_elbo"]) + 1)
     ax_curve.plot(epochs_axis, history["val_elbo"], marker="o")
-    ax_curve.set(
-        xlabel="epoch", ylabel="held-out ELBO (nats / cell)", title="scVAE (ZINB) training"
-    )
-    sc.pl.umap(adata, color="log10_counts", ax=ax_umap, show=False, title="UMAP of X_scvae")
+    ax_curve.set(xlabel="epoch", ylabel="held-out ELBO (nats / cell)", title="scVAE (ZINB) training")
+    sc.pl.umap(adata, color="log1p_counts", ax=ax_umap, show=False, title="UMAP of X_scvae")
     fig.tight_layout()
     fig.savefig(out / "demo.png", dpi=120)
     plt.close(fig)

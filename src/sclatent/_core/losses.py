@@ -18,10 +18,7 @@ def kl_normal(
     if prior_mean is None or prior_log_var is None:
         return 0.5 * (log_var.exp() + mean**2 - 1.0 - log_var).sum(-1)
     return 0.5 * (
-        prior_log_var
-        - log_var
-        + (log_var.exp() + (mean - prior_mean) ** 2) / prior_log_var.exp()
-        - 1.0
+        prior_log_var - log_var + (log_var.exp() + (mean - prior_mean) ** 2) / prior_log_var.exp() - 1.0
     ).sum(-1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ class MLP(nn.Module):
                 nn.ReLU(),
                 nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
             )
-            for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+            for n_in, n_out in pairwise(widths)
         )
         self.n_output = widths[-1]
 
@@ -62,9 +63,7 @@ class MLP(nn.Module):
         return x.reshape(*lead, x.shape[-1])
 
 
-def one_hot_or_none(
-    cat: torch.Tensor | None, n_cat: int, like: torch.Tensor
-) -> torch.Tensor | None:
+def one_hot_or_none(cat: torch.Tensor | None, n_cat: int, like: torch.Tensor) -> torch.Tensor | None:
     """One-hot code of ``cat`` shaped to broadcast with ``like``'s leading dimensions, or None."""
     if n_cat == 0 or cat is None:
         return None

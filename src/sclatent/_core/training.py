@@ -108,9 +108,7 @@ def train(
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     best_loss, best_state, epochs_without_gain = math.inf, None, 0
     step = 0
-    bar = tqdm(
-        range(config.epochs), desc=config.description, unit="epoch", disable=not config.progress
-    )
+    bar = tqdm(range(config.epochs), desc=config.description, unit="epoch", disable=not config.progress)
     for epoch in bar:
         if on_epoch_start is not None:
             for key, value in (on_epoch_start(epoch) or {}).items():
@@ -155,9 +153,7 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(
-    module: nn.Module, data: CellData, indices: np.ndarray, batch_size: int
-) -> dict[str, float]:
+def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size: int) -> dict[str, float]:
     """Cell-weighted means of every term of ``module.loss`` (at full KL weight) over ``indices``."""
     module.eval()
     sums: dict[str, torch.Tensor] = {}

@@ -19,8 +19,8 @@ class CountVAE(nn.Module):
     """Variational autoencoder p(x|z) p(z) with q(z|x), or its Gaussian-mixture version.
 
     With ``prior="mixture"`` the model is the GMVAE of scVAE: a categorical q(y|x), a Gaussian
-    q(z|x,y) and a unit-variance p(z|y) with learnt means, uniform p(y); y is summed out exactly, the ``n_components``
-    branches running as one batched tensor operation.
+    q(z|x,y) and a unit-variance p(z|y) with learnt means, uniform p(y); y is summed out exactly,
+    the ``n_components`` branches running as one batched tensor operation.
 
     Parameters
     ----------
@@ -160,13 +160,9 @@ class CountVAE(nn.Module):
         kl = (q_y * kl_z).sum(0) + kl_categorical_uniform(y_log_probs)
         return reconstruction, kl
 
-    def loss_terms(
-        self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0
-    ) -> dict[str, torch.Tensor]:
+    def loss_terms(self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Per-cell loss (KL scaled by ``kl_weight``), ELBO, reconstruction and KL terms."""
-        reconstruction, kl = self.elbo_terms(
-            batch["x"], batch.get("log_library"), batch.get("batch")
-        )
+        reconstruction, kl = self.elbo_terms(batch["x"], batch.get("log_library"), batch.get("batch"))
         return {
             "loss": kl_weight * kl - reconstruction,
             "elbo": reconstruction - kl,
@@ -174,8 +170,6 @@ class CountVAE(nn.Module):
             "kl": kl,
         }
 
-    def loss(
-        self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0
-    ) -> dict[str, torch.Tensor]:
+    def loss(self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Negative ELBO (KL scaled by ``kl_weight``) averaged over cells, with its terms."""
         return {k: v.mean() for k, v in self.loss_terms(batch, kl_weight).items()}

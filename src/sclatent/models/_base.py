@@ -142,7 +142,7 @@ class BaseModel:
         self.fitted_ = {}
         data = self._cell_data(adata, device, fitting=True)
         module = self._build_module().to(device)
-        n_val = int(round(adata.n_obs * self.params["validation_fraction"]))
+        n_val = round(adata.n_obs * self.params["validation_fraction"])
         order = rng.permutation(adata.n_obs)
         config = self._training_config(adata.n_obs)
         self.train_indices_, self.validation_indices_ = (
@@ -225,9 +225,7 @@ def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in local_vars.items() if k not in ("self", "__class__")}
 
 
-def check_training_args(
-    epochs: int | None, batch_size: int, lr: float, validation_fraction: float
-) -> None:
+def check_training_args(epochs: int | None, batch_size: int, lr: float, validation_fraction: float) -> None:
     """Reject training settings that cannot work, naming the fix."""
     if epochs is not None and epochs < 1:
         msg = f"epochs={epochs}: pass a positive number of epochs, or None for the default."

@@ -131,9 +131,7 @@ class SCVAE(BaseModel):
         if p["batch_key"] is not None:
             codes = self._codes(adata, "batch_key", fitting=fitting)
             if (codes < 0).any():
-                msg = (
-                    f"adata.obs[{p['batch_key']!r}] has missing values; fill them (e.g. 'unknown')."
-                )
+                msg = f"adata.obs[{p['batch_key']!r}] has missing values; fill them (e.g. 'unknown')."
                 raise ValueError(msg)
             obs["batch"] = codes
         return CellData(source, obs)
@@ -230,9 +228,7 @@ class SCVAE(BaseModel):
             post = self._posterior(b)
             component = torch.multinomial(post["y_log_probs"].exp(), 1)[:, 0]
             cells = torch.arange(len(component), device=component.device)
-            z = reparameterize(
-                post["z_mean"][component, cells], post["z_log_var"][component, cells]
-            )
+            z = reparameterize(post["z_mean"][component, cells], post["z_log_var"][component, cells])
             return sample_likelihood(self.params["likelihood"], self._decode(b, z, None))
 
         with seeded_rng(random_state, self.device):

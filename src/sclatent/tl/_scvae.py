@@ -43,8 +43,12 @@ def scvae(
     ----------
     adata
         Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods.
-    likelihood, prior, n_components, batch_key, layer, use_rep, n_latent, hidden, dropout, epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction, random_state, device, progress
-        See :class:`sclatent.models.SCVAE`.
+    likelihood, prior, n_components, batch_key, layer, use_rep, n_latent, hidden, dropout
+        The model; see :class:`sclatent.models.SCVAE`.
+    epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction
+        Training; see :class:`sclatent.models.SCVAE`.
+    random_state, device, progress
+        Seed, device (``"auto"``: CUDA when available) and progress bar.
     key_added
         Key of the outputs (default ``"scvae"``): ``obsm["X_<key>"]``, ``uns[key]``, and for the
         mixture prior ``obs["<key>_cluster"]`` and ``obsm["X_<key>_cluster_proba"]``.
