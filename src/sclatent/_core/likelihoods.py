@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .options import check_choice
+
 #: The count likelihoods and whether each has an inverse dispersion and a zero-inflation part.
 COUNT_LIKELIHOODS = {
     "poisson": (False, False),
@@ -95,18 +97,16 @@ def log_prob(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) 
     -------
     Element-wise log-probabilities.
     """
+    check_choice("likelihood", likelihood, LIKELIHOODS)
+    if likelihood == "gaussian":
+        return gaussian_log_prob(x, params["mean"], params["log_var"])
     if likelihood == "poisson":
         return poisson_log_prob(x, params["log_mu"])
     if likelihood == "nb":
         return nb_log_prob(x, params["log_mu"], params["log_theta"])
     if likelihood == "zip":
         return zip_log_prob(x, params["log_mu"], params["pi_logits"])
-    if likelihood == "zinb":
-        return zinb_log_prob(x, params["log_mu"], params["log_theta"], params["pi_logits"])
-    if likelihood == "gaussian":
-        return gaussian_log_prob(x, params["mean"], params["log_var"])
-    msg = f"likelihood={likelihood!r} is unknown; choose one of {', '.join(LIKELIHOODS)}."
-    raise ValueError(msg)
+    return zinb_log_prob(x, params["log_mu"], params["log_theta"], params["pi_logits"])
 
 
 def sample(likelihood: str, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -11,6 +11,7 @@ from torch import nn
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
 from .losses import kl_categorical_uniform, kl_normal
 from .nn import MLP, GaussianHead, reparameterize
+from .options import check_choice
 
 PRIORS = ("gaussian", "mixture")
 
@@ -55,12 +56,8 @@ class CountVAE(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            msg = f"likelihood={likelihood!r} is unknown; choose one of {', '.join(LIKELIHOODS)}."
-            raise ValueError(msg)
-        if prior not in PRIORS:
-            msg = f"prior={prior!r} is unknown; choose one of {', '.join(PRIORS)}."
-            raise ValueError(msg)
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        check_choice("prior", prior, PRIORS)
         self.likelihood = likelihood
         self.prior = prior
         self.is_count = likelihood in COUNT_LIKELIHOODS

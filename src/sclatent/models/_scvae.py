@@ -14,6 +14,7 @@ from .._core.device import seeded_rng
 from .._core.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 from .._core.likelihoods import sample as sample_likelihood
 from .._core.nn import reparameterize
+from .._core.options import check_choice
 from .._core.vae import PRIORS, CountVAE
 from ._base import BaseModel, arguments, check_training_args
 
@@ -95,12 +96,8 @@ class SCVAE(BaseModel):
         device: str = "auto",
         progress: bool = True,
     ) -> None:
-        if likelihood not in LIKELIHOODS:
-            msg = f"likelihood={likelihood!r} is unknown; choose one of {', '.join(LIKELIHOODS)}."
-            raise ValueError(msg)
-        if prior not in PRIORS:
-            msg = f"prior={prior!r} is unknown; choose one of {', '.join(PRIORS)}."
-            raise ValueError(msg)
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        check_choice("prior", prior, PRIORS)
         if prior == "mixture":
             n_components = DEFAULT_N_COMPONENTS if n_components is None else int(n_components)
             if n_components < 2:
