@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import os
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -17,13 +17,11 @@ from .._core.data import CellData
 from .._core.device import resolve_device, seed_everything
 from .._core.training import TrainingConfig, predict, train
 
-logger = logging.getLogger("sclatent")
-
 _FORMAT = "sclatent-model"
 _REGISTRY: dict[str, type[BaseModel]] = {}
 
 
-class BaseModel:
+class BaseModel(ABC):
     """A model with the scikit-learn-like life cycle ``fit`` -> ``transform``, saved to one file.
 
     Subclasses declare their keyword arguments in ``__init__`` and pass them on as a dict; they
@@ -93,17 +91,17 @@ class BaseModel:
         return torch.from_numpy(codes)
 
     # --- to implement ---------------------------------------------------------------------------
+    @abstractmethod
     def _cell_data(self, adata: AnnData, device: torch.device, *, fitting: bool) -> CellData:
         """Validate ``adata`` and wrap its input for the module; record what fit learnt."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abstractmethod
     def _build_module(self) -> nn.Module:
         """The untrained module, sized from :attr:`fitted_`."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abstractmethod
     def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The embedding of a batch of cells (module in eval mode)."""
-        raise NotImplementedError  # pragma: no cover
 
     def _training_config(self, n_obs: int) -> TrainingConfig:
         p = self.params
