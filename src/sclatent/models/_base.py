@@ -53,7 +53,7 @@ class BaseModel(ABC):
         matrix = io.get_matrix(adata, layer=layer, use_rep=use_rep)
         what = io.describe_input(layer, use_rep)
         io.check_finite(matrix, what)
-        names = list(map(str, adata.var_names)) if what != f"adata.obsm[{use_rep!r}]" else None
+        names = list(map(str, adata.var_names)) if use_rep in (None, "X") else None
         if fitting:
             self.fitted_["n_input"] = int(matrix.shape[1])
             self.fitted_["var_names"] = names
