@@ -172,3 +172,11 @@ def check_n_cells(n_obs: int, batch_size: int, validation_fraction: float) -> No
 def _keys(mapping: Sequence[str] | object) -> str:
     keys = list(mapping.keys() if hasattr(mapping, "keys") else mapping)
     return ", ".join(map(repr, keys)) if keys else "none"
+
+
+def looks_like_counts(matrix: Matrix, n_values: int = 1_000_000) -> bool:
+    """Whether the first ``n_values`` stored values are all non-negative integers, some above 1."""
+    values = _stored_values(matrix)[:n_values]
+    if values.size == 0:
+        return False
+    return bool((values >= 0).all() and (values == np.round(values)).all() and values.max() > 1)

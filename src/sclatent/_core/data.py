@@ -60,7 +60,7 @@ class RowSource:
             self._indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=home)
             self._values = torch.as_tensor(csr.data, device=home).to(dtype)
         else:
-            array = np.asarray(matrix)
+            array = np.ascontiguousarray(matrix)  # torch needs positive strides
             home = _home_device(array.size * 4, device)
             self._dense = torch.as_tensor(array, device=home).to(dtype)
         self.home = home

@@ -26,3 +26,39 @@ def kl_categorical_uniform(log_probs: torch.Tensor) -> torch.Tensor:
     """KL(q || uniform) of categorical distributions given as log-probabilities on the last axis."""
     n = log_probs.shape[-1]
     return (log_probs.exp() * (log_probs + torch.log(torch.tensor(float(n))))).sum(-1)
+
+
+def group_loss(x: torch.Tensor, z: torch.Tensor, gamma: int, eps: float = 1e-10) -> torch.Tensor:
+    """GroupEnc's group loss between input ``x`` and latent ``z`` (Novak et al. 2023).
+
+    The rows, in their (shuffled) order, are cut into groups of ``gamma`` distinct cells; the rows
+    left over after the last full group are not used. Within a group every pairwise Euclidean distance
+    is divided by the sum of the group's distances, in each space; the loss is the sum over the
+    group's pairs of squared differences of these shares, averaged over groups.
+
+    Parameters
+    ----------
+    x
+        ``(B, D)`` input coordinates.
+    z
+        ``(B, L)`` latent coordinates.
+    gamma
+        Cells per group, at least 3.
+    eps
+        Added under the square root, so that coinciding points keep a finite gradient.
+
+    Returns
+    -------
+    The scalar loss (0 when the batch holds fewer than ``gamma`` cells).
+    """
+    n_groups = x.shape[0] // gamma
+    if n_groups == 0:
+        return z.sum() * 0.0
+    first, second = torch.triu_indices(gamma, gamma, offset=1, device=x.device)
+
+    def shares(points: torch.Tensor) -> torch.Tensor:
+        groups = points[: n_groups * gamma].reshape(n_groups, gamma, -1)
+        distances = ((groups[:, first] - groups[:, second]).square().sum(-1) + eps).sqrt()
+        return distances / distances.sum(1, keepdim=True)
+
+    return (shares(x) - shares(z)).square().sum(1).mean()

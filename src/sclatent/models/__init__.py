@@ -1,6 +1,7 @@
 """Model objects: ``fit``, ``transform``, ``save`` and :func:`load`."""
 
 from ._base import BaseModel, load
+from ._groupenc import GroupEnc
 from ._scvae import SCVAE
 
-__all__ = ["SCVAE", "BaseModel", "load"]
+__all__ = ["SCVAE", "BaseModel", "GroupEnc", "load"]

@@ -1,3 +1,5 @@
-"""Plots."""
+"""Plots of what the tools computed."""
 
-__all__: list[str] = []
+from ._rnx import rnx
+
+__all__ = ["rnx"]

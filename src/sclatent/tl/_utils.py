@@ -19,6 +19,7 @@ def fit_and_write(
     key_added: str | None,
     copy: bool,
     extra: Callable[[AnnData, str], None] | None = None,
+    inputs: AnnData | None = None,
 ) -> AnnData | None:
     """Fit ``model`` on ``adata``, then write ``obsm["X_<key>"]`` and ``uns[key]``.
 
@@ -36,14 +37,17 @@ def fit_and_write(
         Write into a copy and return it.
     extra
         Writes further outputs into the target AnnData, given the key.
+    inputs
+        What the model reads, when that is not ``adata`` itself (e.g. PCs computed on the fly).
 
     Returns
     -------
     The copy when ``copy=True``, else None.
     """
     key = key_added or model.tool
-    model.fit(adata)
-    embedding = model.transform(adata)
+    inputs = adata if inputs is None else inputs
+    model.fit(inputs)
+    embedding = model.transform(inputs)
     staged = AnnData(obs=adata.obs[[]].copy())
     if extra is not None:
         extra(staged, key)

@@ -1,0 +1,242 @@
+"""R_NX(K): how well an embedding keeps each cell's K nearest neighbours (Lee & Verleysen 2009).
+
+For cells i and j let r_ij be the rank of j among the neighbours of i in the reference space and
+rho_ij its rank in the embedding (1 = nearest, self excluded, ties broken by index). j is in both
+K-neighbourhoods of i exactly when m_ij = max(r_ij, rho_ij) <= K, so one histogram of m over all pairs
+gives Q_NX(K) for every K at once:
+
+    Q_NX(K) = #{(i, j): m_ij <= K} / (K N),    R_NX(K) = ((N - 1) Q_NX(K) - K) / (N - 1 - K).
+
+Rows are ranked a chunk at a time (memory O(chunk x N), never N x N), on the CPU or the GPU. With a
+sample of reference rows the same sums estimate the curve without bias, and per-row terms give the
+standard errors of Local and Global SP.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .data import RowSource
+
+#: Bytes of working memory per chunk of rows (about 64 bytes per (row, cell) entry).
+_CHUNK_BYTES = 1 << 26
+_BYTES_PER_ENTRY = 64
+#: Up to this dimension distances are summed coordinate by coordinate (exact ties, no cancellation).
+_DIRECT_MAX_DIM = 16
+
+
+@dataclass
+class RnxResult:
+    """R_NX of one embedding.
+
+    Attributes
+    ----------
+    rnx
+        R_NX(K) for K = 1..N-2 (float64).
+    local_sp
+        Local structure preservation: mean of R_NX(K) weighted by 1/K (the area under R_NX on log K).
+    global_sp
+        Global structure preservation: mean of R_NX(K) over K.
+    local_sp_se, global_sp_se
+        Standard errors of the SP values (0 when every cell is a reference).
+    n_ref
+        Reference cells the curve is averaged over (N when exact).
+    """
+
+    rnx: np.ndarray
+    local_sp: float
+    global_sp: float
+    local_sp_se: float
+    global_sp_se: float
+    n_ref: int
+
+
+class _Space:
+    """One space (reference or embedding) on a device, giving squared distances from rows to all cells."""
+
+    def __init__(self, matrix: np.ndarray | sp.spmatrix | sp.sparray, device: torch.device) -> None:
+        self.sparse = sp.issparse(matrix)
+        if self.sparse:
+            csr = sp.csr_matrix(matrix, dtype=np.float32)
+            self.rows = RowSource(csr, device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                self.x = torch.sparse_csr_tensor(
+                    torch.as_tensor(csr.indptr.astype(np.int64)),
+                    torch.as_tensor(csr.indices.astype(np.int64)),
+                    torch.as_tensor(csr.data),
+                    size=csr.shape,
+                    check_invariants=True,
+                ).to(device)
+            self.sq_norms = torch.as_tensor(np.asarray(csr.multiply(csr).sum(1)).ravel()).to(device)
+        else:
+            array = np.ascontiguousarray(matrix)
+            dtype = torch.float64 if array.dtype == np.float64 else torch.float32
+            x = torch.as_tensor(array).to(device=device, dtype=dtype)
+            # Shifting by the rounded mean curbs cancellation in float32 and keeps integer data exact.
+            self.x = x - x.mean(0).round()
+            self.sq_norms = (self.x * self.x).sum(1)
+        self.dtype = self.sq_norms.dtype
+        self.n, self.dim = matrix.shape
+
+    def sq_dists(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(len(rows), N)`` squared Euclidean distances, non-negative."""
+        if self.sparse:
+            cross = (self.x @ self.rows.gather(rows).T).T
+        elif self.dim <= _DIRECT_MAX_DIM:
+            a = self.x[rows]
+            out = torch.zeros(len(rows), self.n, dtype=self.dtype, device=a.device)
+            for k in range(self.dim):
+                out.add_((a[:, k, None] - self.x[:, k]).square_())
+            return out
+        else:
+            cross = self.x[rows] @ self.x.T
+        out = self.sq_norms[rows, None] + self.sq_norms[None, :] - 2 * cross
+        return out.clamp_min_(0).abs_()  # abs turns -0.0 into +0.0 for the bit-level keys
+
+
+def neighbour_order(sq_dists: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Each row's cells sorted by distance, self first, ties broken by index.
+
+    float32 distances are non-negative, so their bit patterns sort like the values: they are packed
+    with the column index into one int64 key and sorted once, which is faster than a stable argsort.
+    float64 distances use a stable argsort.
+    """
+    c, n = sq_dists.shape
+    chunk = torch.arange(c, device=sq_dists.device)
+    columns = torch.arange(n, device=sq_dists.device)
+    if sq_dists.dtype == torch.float32:
+        bits = max(1, (n - 1).bit_length())
+        key = (sq_dists.view(torch.int32).to(torch.int64) << bits) | columns
+        key[chunk, rows] = (-1 << bits) | rows  # negative: self sorts first
+        return torch.sort(key, dim=1).values & ((1 << bits) - 1)
+    sq_dists[chunk, rows] = -1.0
+    return torch.sort(sq_dists, dim=1, stable=True).indices
+
+
+def _sp_weights(n: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Per-pair weights that turn co-ranks into one row's Local and Global SP.
+
+    One row's R_NX is a_K C(K) - b_K with C(K) = #{j: m_j <= K}; summing w_K C(K) over K equals summing
+    S(m_j) = sum_{K >= m_j} w_K over the row's cells. Returns S for the Local and Global weights
+    (indexed by m, zero for self and for m = N - 1) and the constant parts.
+    """
+    k = torch.arange(1, n - 1, dtype=torch.float64)
+    a = (n - 1) / (k * (n - 1 - k))
+    b = k / (n - 1 - k)
+    harmonic = float((1 / k).sum())
+    suffix = []
+    for w in (a / k / harmonic, a / (n - 2)):
+        s = torch.zeros(n, dtype=torch.float64)
+        s[1 : n - 1] = w.flip(0).cumsum(0).flip(0)
+        suffix.append(s)
+    return suffix[0], suffix[1], float((b / k).sum()) / harmonic, float(b.sum()) / (n - 2)
+
+
+def rnx_curves(
+    reference: np.ndarray | sp.spmatrix | sp.sparray,
+    embeddings: Sequence[np.ndarray],
+    *,
+    rows: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+    chunk_bytes: int = _CHUNK_BYTES,
+) -> list[RnxResult]:
+    """R_NX curves and Local / Global SP of embeddings against one reference space.
+
+    Parameters
+    ----------
+    reference
+        ``(N, D)`` reference coordinates (dense or sparse), e.g. 50 principal components.
+    embeddings
+        ``(N, d)`` coordinates of the same cells, one array per embedding. float64 arrays are ranked in
+        float64, others in float32.
+    rows
+        Reference cells to rank against all N cells (a uniform sample without replacement gives an
+        unbiased estimate); None: every cell, the exact curve.
+    device
+        Where to compute.
+    chunk_bytes
+        Working memory per chunk of rows.
+
+    Returns
+    -------
+    One :class:`RnxResult` per embedding.
+    """
+    device = torch.device(device)
+    n = reference.shape[0]
+    if n < 4:
+        msg = f"R_NX needs at least 4 cells; got {n}."
+        raise ValueError(msg)
+    for i, embedding in enumerate(embeddings):
+        if embedding.shape[0] != n:
+            msg = (
+                f"Embedding {i} has {embedding.shape[0]} cells but the reference has {n}; both must "
+                "hold the same cells in the same order."
+            )
+            raise ValueError(msg)
+    exact = rows is None
+    rows_all = torch.arange(n) if exact else torch.as_tensor(np.asarray(rows, dtype=np.int64))
+    ref = _Space(reference, device)
+    spaces = [_Space(e, device) for e in embeddings]
+    local_w, global_w, local_c, global_c = (
+        t.to(device) if isinstance(t, torch.Tensor) else t for t in _sp_weights(n)
+    )
+    hist = [torch.zeros(n, dtype=torch.int64, device=device) for _ in spaces]
+    per_row = [([], []) for _ in spaces]
+    step = max(1, chunk_bytes // (_BYTES_PER_ENTRY * n))
+    positions = torch.arange(n, device=device)
+    for start in range(0, len(rows_all), step):
+        rows = rows_all[start : start + step].to(device)
+        by_reference = neighbour_order(ref.sq_dists(rows), rows)
+        grid = positions.expand(len(rows), n)
+        for space, counts, (local_rows, global_rows) in zip(spaces, hist, per_row, strict=True):
+            order = neighbour_order(space.sq_dists(rows), rows)
+            rank = torch.empty_like(order).scatter_(1, order, grid)
+            co_rank = torch.maximum(rank.gather(1, by_reference), grid)
+            counts += torch.bincount(co_rank.flatten(), minlength=n)
+            if not exact:
+                local_rows.append(local_w[co_rank].sum(1) - local_c)
+                global_rows.append(global_w[co_rank].sum(1) - global_c)
+    k = np.arange(1, n - 1, dtype=np.float64)
+    results = []
+    for counts, (local_rows, global_rows) in zip(hist, per_row, strict=True):
+        shared = counts.cpu().numpy()[1 : n - 1].cumsum()
+        q = shared / (k * len(rows_all))
+        rnx = ((n - 1) * q - k) / (n - 1 - k)
+        local_se = global_se = 0.0
+        if not exact:
+            local_se = _standard_error(torch.cat(local_rows), n)
+            global_se = _standard_error(torch.cat(global_rows), n)
+        results.append(
+            RnxResult(
+                rnx=rnx,
+                local_sp=float((rnx / k).sum() / (1 / k).sum()),
+                global_sp=float(rnx.mean()),
+                local_sp_se=local_se,
+                global_sp_se=global_se,
+                n_ref=len(rows_all),
+            )
+        )
+    return results
+
+
+def _standard_error(per_row: torch.Tensor, n: int) -> float:
+    """Standard error of a mean over a sample without replacement from n cells."""
+    m = per_row.numel()
+    if m < 2:
+        return float("nan")
+    finite_population = (n - m) / (n - 1)
+    return float(per_row.std() * np.sqrt(finite_population / m))
+
+
+def k_grid(n: int, max_full: int = 100_000, n_points: int = 2_000) -> np.ndarray:
+    """The K values (1-based) a curve is stored at: all of 1..N-2 up to ``max_full``, else log-spaced."""
+    if n - 2 <= max_full:
+        return np.arange(1, n - 1)
+    return np.unique(np.round(np.geomspace(1, n - 2, n_points)).astype(np.int64))

@@ -1,0 +1,111 @@
+"""GroupEnc: a variational encoder trained with the group loss for global structure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from anndata import AnnData
+
+from .. import _anndata as io
+from .._core.data import CellData, RowSource
+from .._core.groupenc import GroupEncoder
+from ._base import BaseModel, arguments, check_training_args
+
+
+class GroupEnc(BaseModel):
+    """Variational encoder trained with GroupEnc's group loss (Novak et al. 2023).
+
+    Each minibatch is shuffled and cut into groups of ``gamma`` distinct cells; within a group every
+    pairwise distance is divided by the group's sum of distances, in the input and in the latent space,
+    and the loss is the sum of squared differences of these shares, averaged over groups, plus a small
+    KL term. Random groups span the whole data, so the embedding keeps global structure (large-scale
+    distances) better than neighbour-graph methods. There is no decoder; the embedding is the
+    posterior mean.
+
+    Parameters
+    ----------
+    gamma
+        Cells per group, 3 <= gamma <= batch_size (4: quartets, as in SQuaD-MDS).
+    n_latent
+        Dimension of the embedding.
+    use_rep
+        Key of ``adata.obsm`` holding the input (None: ``"X_pca"``; ``"X"`` for ``.X``). The method
+        expects normalised, log-transformed, scaled data, typically its 50 principal components.
+    hidden
+        Hidden layer widths of the encoder.
+    kl_weight
+        Weight of the KL term relative to the group loss.
+    epochs
+        Training epochs.
+    batch_size
+        Cells per minibatch.
+    lr
+        Adam learning rate.
+    early_stopping
+        Stop when the held-out loss stops improving, keeping the best weights.
+    patience
+        Epochs without improvement before early stopping.
+    validation_fraction
+        Share of cells held out to measure the loss.
+    random_state
+        Seed of initialisation, split, shuffling and sampling.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    progress
+        Show a progress bar.
+    """
+
+    tool = "groupenc"
+
+    def __init__(
+        self,
+        *,
+        gamma: int = 4,
+        n_latent: int = 2,
+        use_rep: str | None = None,
+        hidden: Sequence[int] = (32, 64, 128, 32),
+        kl_weight: float = 1e-3,
+        epochs: int = 500,
+        batch_size: int = 512,
+        lr: float = 1e-3,
+        early_stopping: bool = False,
+        patience: int = 20,
+        validation_fraction: float = 0.1,
+        random_state: int = 0,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> None:
+        check_training_args(epochs, batch_size, lr, validation_fraction)
+        if int(gamma) != gamma or not 3 <= gamma <= batch_size:
+            msg = (
+                f"gamma={gamma}: groups need at least 3 cells (with 2, every normalised distance is 1) "
+                f"and at most batch_size={batch_size}; pass an integer in [3, {batch_size}], e.g. 4."
+            )
+            raise ValueError(msg)
+        if kl_weight < 0:
+            msg = f"kl_weight={kl_weight}: pass a non-negative weight, e.g. 1e-3."
+            raise ValueError(msg)
+        gamma = int(gamma)
+        use_rep = use_rep or "X_pca"
+        super().__init__(arguments(locals()))
+
+    def _cell_data(self, adata: AnnData, device: torch.device, *, fitting: bool) -> CellData:
+        p = self.params
+        matrix, _ = self._input_matrix(adata, fitting=fitting)
+        if fitting:
+            io.check_n_cells(adata.n_obs, p["batch_size"], p["validation_fraction"])
+        return CellData(RowSource(matrix, device), {})
+
+    def _build_module(self) -> GroupEncoder:
+        p = self.params
+        return GroupEncoder(
+            self.fitted_["n_input"],
+            n_latent=p["n_latent"],
+            hidden=p["hidden"],
+            gamma=p["gamma"],
+            kl_weight=p["kl_weight"],
+        )
+
+    def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.module_.encode(batch["x"])[0]

@@ -1,0 +1,136 @@
+"""``sl.tl.rnx``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from anndata import AnnData
+
+from .. import _anndata as io
+from .._core.device import resolve_device
+from .._core.rnx import k_grid, rnx_curves
+
+logger = logging.getLogger("sclatent")
+
+
+def rnx(
+    adata: AnnData,
+    basis: str | Sequence[str] | None = None,
+    *,
+    use_rep: str | None = None,
+    n_ref: int | None = None,
+    key_added: str | None = None,
+    device: str = "auto",
+    random_state: int = 0,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score how well embeddings preserve neighbourhoods: R_NX(K), Local SP and Global SP.
+
+    R_NX(K) (Lee & Verleysen 2009) is the share of each cell's K nearest neighbours in the reference
+    space that are also among its K nearest in the embedding, rescaled so that 0 is a random embedding
+    and 1 a perfect one. Local SP averages it with weights 1/K (the area under the curve on a log K
+    axis: small neighbourhoods); Global SP averages it over all K (large-scale structure). Neighbours
+    are Euclidean, self excluded, ties broken by cell order.
+
+    Parameters
+    ----------
+    adata
+        Annotated data.
+    basis
+        Key(s) of ``adata.obsm`` to score, with or without the ``X_`` prefix (``"umap"`` or
+        ``"X_umap"``); None: every embedding in ``obsm`` with at least two columns except the reference.
+    use_rep
+        Reference space: a key of ``adata.obsm`` or ``"X"``; None: ``"X_pca"`` when present, else ``.X``.
+    n_ref
+        None: the exact curve over all N cells (time O(N^2 log N), memory O(N) per row chunk). An
+        integer: an unbiased estimate from that many reference cells drawn at random and ranked against
+        all cells, with standard errors of the SP values; for N beyond ~50,000.
+    key_added
+        Key in ``adata.uns`` (default ``"rnx"``).
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed of the reference sample.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    The copy when ``copy=True``, else None. Writes ``adata.uns["rnx"][basis]`` for each basis, a dict
+    with ``"K"`` and ``"rnx"`` (the whole curve up to N = 100,002, else up to 2,000 log-spaced K),
+    ``"local_sp"``, ``"global_sp"``, their standard errors ``"local_sp_se"``, ``"global_sp_se"`` (0 when
+    exact), ``"reference"``, ``"n_ref"`` (cells averaged over; N when exact) and ``"exact"``.
+    """
+    reference = use_rep or ("X_pca" if "X_pca" in adata.obsm else "X")
+    keys = _resolve_bases(adata, basis, reference)
+    ref_matrix = io.get_matrix(adata, use_rep=reference)
+    io.check_finite(ref_matrix, io.describe_input(None, reference))
+    embeddings = []
+    for key in keys:
+        embedding = io.get_matrix(adata, use_rep=key)
+        io.check_finite(embedding, f"adata.obsm[{key!r}]")
+        embeddings.append(embedding)
+    n = adata.n_obs
+    rows = None
+    if n_ref is not None:
+        if n_ref < 2:
+            msg = f"n_ref={n_ref}: pass at least 2 reference cells (e.g. 1000), or None for the exact curve."
+            raise ValueError(msg)
+        if n_ref < n:
+            rows = np.sort(np.random.default_rng(random_state).choice(n, n_ref, replace=False))
+    resolved = resolve_device(device)
+    results = rnx_curves(ref_matrix, embeddings, rows=rows, device=resolved)
+    grid = k_grid(n)
+    target = adata.copy() if copy else adata
+    scores = target.uns.setdefault(key_added or "rnx", {})
+    for key, result in zip(keys, results, strict=True):
+        scores[key] = {
+            "K": grid,
+            "rnx": result.rnx[grid - 1],
+            "local_sp": result.local_sp,
+            "global_sp": result.global_sp,
+            "local_sp_se": result.local_sp_se,
+            "global_sp_se": result.global_sp_se,
+            "reference": reference,
+            "n_ref": result.n_ref,
+            "exact": rows is None,
+        }
+        logger.info(
+            "R_NX of %s vs %s on %s: Local SP %.4f, Global SP %.4f",
+            key,
+            reference,
+            resolved,
+            result.local_sp,
+            result.global_sp,
+        )
+    return target if copy else None
+
+
+def _resolve_bases(adata: AnnData, basis: str | Sequence[str] | None, reference: str) -> list[str]:
+    """The ``adata.obsm`` keys of the embeddings to score."""
+    if basis is None:
+        keys = [
+            k
+            for k, v in adata.obsm.items()
+            if k != reference and getattr(v, "ndim", 0) == 2 and v.shape[1] >= 2
+        ]
+        if not keys:
+            msg = (
+                f"adata.obsm holds no embedding to score besides the reference {reference!r} "
+                f"(keys: {io._keys(adata.obsm)}); compute one (e.g. sc.tl.umap) or pass basis."
+            )
+            raise ValueError(msg)
+        return keys
+    keys = []
+    for name in [basis] if isinstance(basis, str) else list(basis):
+        key = name if name in adata.obsm else f"X_{name}"
+        if key not in adata.obsm:
+            msg = (
+                f"basis={name!r} is not in adata.obsm (keys: {io._keys(adata.obsm)}); compute the "
+                "embedding first (e.g. sc.tl.umap, sl.tl.groupenc) or pass one of those keys."
+            )
+            raise KeyError(msg)
+        keys.append(key)
+    return keys
