@@ -43,3 +43,14 @@ def brain() -> ad.AnnData:
 def small_counts(brain) -> ad.AnnData:
     """1,000 real cells x 1,000 genes of raw counts, a fresh copy per test."""
     return brain[np.arange(0, 10_000, 10)].copy()
+
+
+@pytest.fixture(scope="session")
+def bladder_pca() -> ad.AnnData:
+    """mouse_bladder_2100 the way GroupEnc expects it: normalize_total, log1p, scale (max 10), 50 PCs."""
+    adata = ad.read_h5ad(_shared("mouse_bladder_2100.h5ad"))
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.scale(adata, max_value=10)
+    sc.pp.pca(adata, n_comps=50, random_state=0)
+    return ad.AnnData(obs=adata.obs, obsm={"X_pca": adata.obsm["X_pca"]})
