@@ -38,7 +38,7 @@ class GroupEncoder(nn.Module):
         n_latent: int = 2,
         hidden: Sequence[int] = (32, 64, 128, 32),
         gamma: int = 4,
-        kl_weight: float = 1e-3,
+        kl_weight: float = 1e-4,
     ) -> None:
         super().__init__()
         self.gamma = gamma

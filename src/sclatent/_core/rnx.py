@@ -15,6 +15,7 @@ standard errors of Local and Global SP.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,8 +26,10 @@ import torch
 from .data import RowSource
 
 #: Bytes of working memory per chunk of rows (about 64 bytes per (row, cell) entry).
-_CHUNK_BYTES = 1 << 26
+_CHUNK_BYTES = 1 << 27
 _BYTES_PER_ENTRY = 64
+#: Rows per chunk at least, so that every thread has work and distance products are not GEMVs.
+_MIN_ROWS = 8
 #: Up to this dimension distances are summed coordinate by coordinate (exact ties, no cancellation).
 _DIRECT_MAX_DIM = 16
 
@@ -105,19 +108,39 @@ def neighbour_order(sq_dists: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Each row's cells sorted by distance, self first, ties broken by index.
 
     float32 distances are non-negative, so their bit patterns sort like the values: they are packed
-    with the column index into one int64 key and sorted once, which is faster than a stable argsort.
-    float64 distances use a stable argsort.
+    with the column index into one int64 key and sorted in place, which is faster than a stable
+    argsort. float64 distances use a stable argsort.
     """
     c, n = sq_dists.shape
     chunk = torch.arange(c, device=sq_dists.device)
-    columns = torch.arange(n, device=sq_dists.device)
     if sq_dists.dtype == torch.float32:
         bits = max(1, (n - 1).bit_length())
-        key = (sq_dists.view(torch.int32).to(torch.int64) << bits) | columns
+        key = sq_dists.view(torch.int32).to(torch.int64)
+        key.bitwise_left_shift_(bits).bitwise_or_(torch.arange(n, device=key.device))
         key[chunk, rows] = (-1 << bits) | rows  # negative: self sorts first
-        return torch.sort(key, dim=1).values & ((1 << bits) - 1)
+        return _sort_rows_(key).bitwise_and_((1 << bits) - 1)
     sq_dists[chunk, rows] = -1.0
     return torch.sort(sq_dists, dim=1, stable=True).indices
+
+
+def _sort_rows_(key: torch.Tensor) -> torch.Tensor:
+    """Sort each row of an int64 tensor in place.
+
+    On the CPU, NumPy's sort (SIMD, no output copy) runs on slices of rows in threads, one per
+    PyTorch thread: about 1.3-1.4x faster than ``torch.sort`` on two cores.
+    """
+    if key.device.type != "cpu":
+        key.copy_(torch.sort(key, dim=1).values)
+        return key
+    array = key.numpy()
+    n_threads = min(torch.get_num_threads(), len(array))
+    if n_threads <= 1:
+        array.sort(axis=1)
+        return key
+    with ThreadPoolExecutor(n_threads) as pool:
+        slices = np.array_split(np.arange(len(array)), n_threads)
+        list(pool.map(lambda rows: array[rows[0] : rows[-1] + 1].sort(axis=1), slices))
+    return key
 
 
 def _sp_weights(n: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
@@ -184,20 +207,19 @@ def rnx_curves(
     rows_all = torch.arange(n) if exact else torch.as_tensor(np.asarray(rows, dtype=np.int64))
     ref = _Space(reference, device)
     spaces = [_Space(e, device) for e in embeddings]
-    local_w, global_w, local_c, global_c = (
-        t.to(device) if isinstance(t, torch.Tensor) else t for t in _sp_weights(n)
-    )
+    local_w, global_w, local_c, global_c = _sp_weights(n)
+    local_w, global_w = local_w.float().to(device), global_w.float().to(device)  # for the SEs only
     hist = [torch.zeros(n, dtype=torch.int64, device=device) for _ in spaces]
     per_row = [([], []) for _ in spaces]
-    step = max(1, chunk_bytes // (_BYTES_PER_ENTRY * n))
-    positions = torch.arange(n, device=device)
+    step = max(_MIN_ROWS, chunk_bytes // (_BYTES_PER_ENTRY * n))
+    positions = torch.arange(n, device=device, dtype=torch.int32)
     for start in range(0, len(rows_all), step):
         rows = rows_all[start : start + step].to(device)
         by_reference = neighbour_order(ref.sq_dists(rows), rows)
         grid = positions.expand(len(rows), n)
         for space, counts, (local_rows, global_rows) in zip(spaces, hist, per_row, strict=True):
             order = neighbour_order(space.sq_dists(rows), rows)
-            rank = torch.empty_like(order).scatter_(1, order, grid)
+            rank = torch.empty_like(grid).scatter_(1, order, grid)
             co_rank = torch.maximum(rank.gather(1, by_reference), grid)
             counts += torch.bincount(co_rank.flatten(), minlength=n)
             if not exact:
@@ -232,7 +254,7 @@ def _standard_error(per_row: torch.Tensor, n: int) -> float:
     if m < 2:
         return float("nan")
     finite_population = (n - m) / (n - 1)
-    return float(per_row.std() * np.sqrt(finite_population / m))
+    return float(per_row.double().std() * np.sqrt(finite_population / m))
 
 
 def k_grid(n: int, max_full: int = 100_000, n_points: int = 2_000) -> np.ndarray:

@@ -35,7 +35,9 @@ class GroupEnc(BaseModel):
     hidden
         Hidden layer widths of the encoder.
     kl_weight
-        Weight of the KL term relative to the group loss.
+        Weight of the KL term relative to the group loss. It only fixes the scale; larger weights add
+        sampling noise that blurs the embedding (on mouse_bladder_2100, 10-d Global SP 0.75 at 1e-4,
+        0.49 at 1e-2).
     epochs
         Training epochs.
     batch_size
@@ -65,7 +67,7 @@ class GroupEnc(BaseModel):
         n_latent: int = 2,
         use_rep: str | None = None,
         hidden: Sequence[int] = (32, 64, 128, 32),
-        kl_weight: float = 1e-3,
+        kl_weight: float = 1e-4,
         epochs: int = 500,
         batch_size: int = 512,
         lr: float = 1e-3,
@@ -84,7 +86,7 @@ class GroupEnc(BaseModel):
             )
             raise ValueError(msg)
         if kl_weight < 0:
-            msg = f"kl_weight={kl_weight}: pass a non-negative weight, e.g. 1e-3."
+            msg = f"kl_weight={kl_weight}: pass a non-negative weight, e.g. 1e-4."
             raise ValueError(msg)
         gamma = int(gamma)
         use_rep = use_rep or "X_pca"

@@ -25,7 +25,7 @@ def groupenc(
     n_latent: int = 2,
     use_rep: str | None = None,
     hidden: Sequence[int] = (32, 64, 128, 32),
-    kl_weight: float = 1e-3,
+    kl_weight: float = 1e-4,
     epochs: int = 500,
     batch_size: int = 512,
     lr: float = 1e-3,
