@@ -5,7 +5,10 @@ from sclatent.__main__ import main
 
 
 def test_demo_writes_h5ad_and_figure(tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--groupenc-epochs", "2", "--device", "cpu"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path), "--epochs", "2", "--groupenc-epochs", "2", "--device", "cpu"])
+        == 0
+    )
     result = ad.read_h5ad(tmp_path / "demo.h5ad")
     assert result.obsm["X_scvae"].shape == (10_000, 10)
     assert np.isfinite(result.obsm["X_scvae"]).all()
