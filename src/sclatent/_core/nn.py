@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
+from .options import check_choice
+
 
 class MLP(nn.Module):
     """Fully connected layers, each linear -> batch norm -> ReLU -> dropout.
@@ -95,3 +98,70 @@ class GaussianHead(nn.Module):
 def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """Draw ``mean + std * eps`` with ``eps ~ N(0, I)``."""
     return mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+
+
+class LikelihoodDecoder(nn.Module):
+    """An MLP from latent codes to the parameters of a likelihood over every feature.
+
+    Count likelihoods get ``log_mu`` = log library size + log-softmax of the output (so the decoder
+    spreads the observed library over genes), a per-gene ``log_theta`` (NB, ZINB) and ``pi_logits``
+    (ZIP, ZINB); ``"gaussian"`` gets ``mean`` and a per-feature ``log_var``.
+
+    Parameters
+    ----------
+    n_latent
+        Dimension of the codes.
+    hidden
+        Hidden layer widths.
+    n_output
+        Number of features.
+    likelihood
+        ``"poisson"``, ``"nb"``, ``"zip"``, ``"zinb"`` or ``"gaussian"``.
+    n_cat
+        Categories of a covariate appended (one-hot) to every layer's input; 0 for none.
+    """
+
+    def __init__(
+        self,
+        n_latent: int,
+        hidden: Sequence[int],
+        n_output: int,
+        likelihood: str,
+        *,
+        n_cat: int = 0,
+    ) -> None:
+        super().__init__()
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        self.is_count = likelihood in COUNT_LIKELIHOODS
+        self.mlp = MLP(n_latent, hidden, n_cat=n_cat, dropout=0.0)
+        n_hidden = self.mlp.n_output
+        if self.is_count:
+            has_theta, has_pi = COUNT_LIKELIHOODS[likelihood]
+            self.scale = nn.Linear(n_hidden, n_output)
+            # inverse dispersion starts at e^2 ~ 7, typical of UMI data, so that a short run already
+            # beats the Poisson model it nests; it is learnt per gene
+            self.log_theta = nn.Parameter(torch.full((n_output,), 2.0)) if has_theta else None
+            self.pi_logits = nn.Linear(n_hidden, n_output) if has_pi else None
+        else:
+            self.mean = nn.Linear(n_hidden, n_output)
+            self.log_var = nn.Parameter(torch.zeros(n_output))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        log_library: torch.Tensor | None = None,
+        cat: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Likelihood parameters for codes of shape ``(..., n_cells, n_latent)``.
+
+        Count likelihoods need ``log_library``, the log library size of each cell.
+        """
+        h = self.mlp(z, cat)
+        if not self.is_count:
+            return {"mean": self.mean(h), "log_var": self.log_var}
+        params = {"log_mu": F.log_softmax(self.scale(h), dim=-1) + log_library[:, None]}
+        if self.log_theta is not None:
+            params["log_theta"] = self.log_theta
+        if self.pi_logits is not None:
+            params["pi_logits"] = self.pi_logits(h)
+        return params

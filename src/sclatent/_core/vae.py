@@ -10,7 +10,7 @@ from torch import nn
 
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
 from .losses import kl_categorical_uniform, kl_normal
-from .nn import MLP, GaussianHead, reparameterize
+from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
 from .options import check_choice
 
 PRIORS = ("gaussian", "mixture")
@@ -75,18 +75,9 @@ class CountVAE(nn.Module):
             self.register_buffer("prior_log_var", torch.zeros(n_components, n_latent))
         self.z_head = GaussianHead(n_hidden, n_latent)
 
-        self.decoder = MLP(n_latent, tuple(reversed(hidden)), n_cat=n_batches, dropout=0.0)
-        n_dec = self.decoder.n_output
-        if self.is_count:
-            has_theta, has_pi = COUNT_LIKELIHOODS[likelihood]
-            self.scale = nn.Linear(n_dec, n_input)
-            # inverse dispersion starts at e^2 ~ 7, typical of UMI data, so that a short run already
-            # beats the Poisson model it nests; it is learnt per gene
-            self.log_theta = nn.Parameter(torch.full((n_input,), 2.0)) if has_theta else None
-            self.pi_logits = nn.Linear(n_dec, n_input) if has_pi else None
-        else:
-            self.mean = nn.Linear(n_dec, n_input)
-            self.log_var = nn.Parameter(torch.zeros(n_input))
+        self.decoder = LikelihoodDecoder(
+            n_latent, tuple(reversed(hidden)), n_input, likelihood, n_cat=n_batches
+        )
 
     def encode(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Posterior parameters.
@@ -127,15 +118,7 @@ class CountVAE(nn.Module):
 
         Count likelihoods need ``log_library``, the log library size of each cell.
         """
-        h = self.decoder(z, batch)
-        if not self.is_count:
-            return {"mean": self.mean(h), "log_var": self.log_var}
-        params = {"log_mu": F.log_softmax(self.scale(h), dim=-1) + log_library[:, None]}
-        if self.log_theta is not None:
-            params["log_theta"] = self.log_theta
-        if self.pi_logits is not None:
-            params["pi_logits"] = self.pi_logits(h)
-        return params
+        return self.decoder(z, log_library, batch)
 
     def elbo_terms(
         self,
