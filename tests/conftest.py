@@ -54,3 +54,17 @@ def bladder_pca() -> ad.AnnData:
     sc.pp.scale(adata, max_value=10)
     sc.pp.pca(adata, n_comps=50, random_state=0)
     return ad.AnnData(obs=adata.obs, obsm={"X_pca": adata.obsm["X_pca"]})
+
+
+@pytest.fixture(scope="session")
+def digits_adata() -> ad.AnnData:
+    """scikit-learn's 1,797 8x8 digit images, pixels scaled to [0, 1], the digit in obs["digit"]."""
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    obs = pd.DataFrame(
+        {"digit": pd.Categorical(digits.target.astype(str))},
+        index=[f"image{i}" for i in range(len(digits.target))],
+    )
+    return ad.AnnData(digits.data.astype(np.float32) / 16, obs=obs)

@@ -75,6 +75,18 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
     return matrix
 
 
+def resolve_basis(adata: AnnData, basis: str) -> str:
+    """The ``adata.obsm`` key of an embedding named with or without its ``X_`` prefix."""
+    key = basis if basis in adata.obsm else f"X_{basis}"
+    if key not in adata.obsm:
+        msg = (
+            f"basis={basis!r} is not in adata.obsm (keys: {_keys(adata.obsm)}); compute the "
+            "embedding first (e.g. sc.tl.umap, sl.tl.groupenc) or pass one of those keys."
+        )
+        raise KeyError(msg)
+    return key
+
+
 def describe_input(layer: str | None, use_rep: str | None) -> str:
     """Human-readable name of the chosen input, for error messages."""
     if use_rep is not None and use_rep != "X":

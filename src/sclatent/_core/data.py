@@ -140,6 +140,9 @@ class CellData:
 
     x: RowSource
     obs: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    #: Row of each cell's reconstruction target (None: no targets); models that reconstruct another
+    #: cell than the input replace it between epochs.
+    target_rows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.obs = {key: value.to(self.x.device) for key, value in self.obs.items()}
@@ -148,10 +151,18 @@ class CellData:
         return len(self.x)
 
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Tensors of the given cells: ``"x"`` (dense) plus every per-cell tensor."""
+        """Tensors of the given cells: ``"x"`` (dense) plus every per-cell tensor.
+
+        With :attr:`target_rows` set, also the targets' rows, ``"target"``, and their per-cell tensors,
+        ``"target_<name>"``.
+        """
         rows = rows.to(self.x.device)
         out = {key: value[rows] for key, value in self.obs.items()}
         out["x"] = self.x.gather(rows)
+        if self.target_rows is not None:
+            targets = self.target_rows.to(self.x.device)[rows]
+            out["target"] = self.x.gather(targets)
+            out.update({f"target_{key}": value[targets] for key, value in self.obs.items()})
         return out
 
 

@@ -123,14 +123,4 @@ def _resolve_bases(adata: AnnData, basis: str | Sequence[str] | None, reference:
             )
             raise ValueError(msg)
         return keys
-    keys = []
-    for name in [basis] if isinstance(basis, str) else list(basis):
-        key = name if name in adata.obsm else f"X_{name}"
-        if key not in adata.obsm:
-            msg = (
-                f"basis={name!r} is not in adata.obsm (keys: {io._keys(adata.obsm)}); compute the "
-                "embedding first (e.g. sc.tl.umap, sl.tl.groupenc) or pass one of those keys."
-            )
-            raise KeyError(msg)
-        keys.append(key)
-    return keys
+    return [io.resolve_basis(adata, name) for name in ([basis] if isinstance(basis, str) else basis)]
