@@ -96,9 +96,7 @@ def test_save_load_round_trip(digits_split, tmp_path):
 def test_count_loss_on_sparse_raw_counts(small_counts):
     small_counts.obs["group"] = pd.Categorical(np.arange(small_counts.n_obs) % 4 == 0)
     small_counts.X = sp.csr_matrix(small_counts.X)
-    sl.tl.ae_sampling(
-        small_counts, labels_key="group", loss="nb", n_latent=5, epochs=3, progress=False
-    )
+    sl.tl.ae_sampling(small_counts, labels_key="group", loss="nb", n_latent=5, epochs=3, progress=False)
     history = small_counts.uns["ae_sampling"]["history"]
     assert small_counts.obsm["X_ae_sampling"].shape == (1000, 5)
     assert np.isfinite(small_counts.obsm["X_ae_sampling"]).all()
@@ -145,3 +143,23 @@ def test_bad_labels_leave_adata_untouched(digits_adata):
     with pytest.raises(ValueError, match="NaN"):
         sl.tl.ae_sampling(adata, mode="none", epochs=1, progress=False)
     assert "X_ae_sampling" not in adata.obsm and "ae_sampling" not in adata.uns
+
+
+def test_icrst_at_least_matches_the_plain_autoencoder_on_bladder(bladder_pca):
+    adata = bladder_pca.copy()
+    train, _ = train_test_split(
+        np.arange(adata.n_obs), test_size=0.3, random_state=0, stratify=adata.obs["cell_type"]
+    )
+    adata.obs["train"] = np.isin(np.arange(adata.n_obs), train)
+    scores = {}
+    for mode in ("none", "icrst"):
+        model = sl.models.SamplingAE(
+            mode=mode,
+            labels_key="cell_type" if mode == "icrst" else None,
+            use_rep="X_pca",
+            progress=False,
+        ).fit(adata[train].copy())
+        adata.obsm[f"X_{mode}"] = model.transform(adata)
+        sl.tl.latent_accuracy(adata, mode, "cell_type", split_key="train", classifiers=("logreg",))
+        scores[mode] = adata.uns["latent_accuracy"][f"X_{mode}"]["accuracy"]["logreg"]
+    assert scores["icrst"] >= scores["none"]
