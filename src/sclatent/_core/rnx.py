@@ -143,23 +143,24 @@ def _sort_rows_(key: torch.Tensor) -> torch.Tensor:
     return key
 
 
-def _sp_weights(n: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-    """Per-pair weights that turn co-ranks into one row's Local and Global SP.
+def _sp_weights(n: int) -> tuple[list[torch.Tensor], list[float]]:
+    """Per-pair weights that turn a row's co-ranks into its Local and Global SP.
 
-    One row's R_NX is a_K C(K) - b_K with C(K) = #{j: m_j <= K}; summing w_K C(K) over K equals summing
-    S(m_j) = sum_{K >= m_j} w_K over the row's cells. Returns S for the Local and Global weights
-    (indexed by m, zero for self and for m = N - 1) and the constant parts.
+    One row's R_NX(K) is a_K C(K) - b_K with C(K) = #{j: m_j <= K}, K = 1..N-2, and each SP value is
+    a weighted sum of R_NX(K). Summing w_K C(K) over K equals summing S(m_j) = sum_{K >= m_j} w_K over
+    the row's cells, so per-pair weights S (indexed by m; zero for self, m = 0, and for m = N - 1)
+    and a constant give the row's SP. Returns S for (Local, Global) and the two constants.
     """
     k = torch.arange(1, n - 1, dtype=torch.float64)
     a = (n - 1) / (k * (n - 1 - k))
     b = k / (n - 1 - k)
     harmonic = float((1 / k).sum())
-    suffix = []
+    suffix_sums = []
     for w in (a / k / harmonic, a / (n - 2)):
         s = torch.zeros(n, dtype=torch.float64)
         s[1 : n - 1] = w.flip(0).cumsum(0).flip(0)
-        suffix.append(s)
-    return suffix[0], suffix[1], float((b / k).sum()) / harmonic, float(b.sum()) / (n - 2)
+        suffix_sums.append(s.float())  # for standard errors only
+    return suffix_sums, [float((b / k).sum()) / harmonic, float(b.sum()) / (n - 2)]
 
 
 def rnx_curves(
@@ -207,34 +208,35 @@ def rnx_curves(
     rows_all = torch.arange(n) if exact else torch.as_tensor(np.asarray(rows, dtype=np.int64))
     ref = _Space(reference, device)
     spaces = [_Space(e, device) for e in embeddings]
-    local_w, global_w, local_c, global_c = _sp_weights(n)
-    local_w, global_w = local_w.float().to(device), global_w.float().to(device)  # for the SEs only
+    pair_weights, constants = _sp_weights(n)
+    pair_weights = [w.to(device) for w in pair_weights]
     hist = [torch.zeros(n, dtype=torch.int64, device=device) for _ in spaces]
-    per_row = [([], []) for _ in spaces]
+    per_row: list[list[torch.Tensor]] = [[] for _ in spaces]
     step = max(_MIN_ROWS, chunk_bytes // (_BYTES_PER_ENTRY * n))
     positions = torch.arange(n, device=device, dtype=torch.int32)
     for start in range(0, len(rows_all), step):
         rows = rows_all[start : start + step].to(device)
         by_reference = neighbour_order(ref.sq_dists(rows), rows)
         grid = positions.expand(len(rows), n)
-        for space, counts, (local_rows, global_rows) in zip(spaces, hist, per_row, strict=True):
+        for space, counts, rows_sp in zip(spaces, hist, per_row, strict=True):
             order = neighbour_order(space.sq_dists(rows), rows)
             rank = torch.empty_like(grid).scatter_(1, order, grid)
             co_rank = torch.maximum(rank.gather(1, by_reference), grid)
             counts += torch.bincount(co_rank.flatten(), minlength=n)
             if not exact:
-                local_rows.append(local_w[co_rank].sum(1) - local_c)
-                global_rows.append(global_w[co_rank].sum(1) - global_c)
+                co_rank = co_rank.long()  # take() wants int64; it is the fastest gather here
+                local = pair_weights[0].take(co_rank).sum(1) - constants[0]
+                global_ = pair_weights[1].take(co_rank).sum(1) - constants[1]
+                rows_sp.append(torch.stack([local, global_], 1))
     k = np.arange(1, n - 1, dtype=np.float64)
     results = []
-    for counts, (local_rows, global_rows) in zip(hist, per_row, strict=True):
+    for counts, rows_sp in zip(hist, per_row, strict=True):
         shared = counts.cpu().numpy()[1 : n - 1].cumsum()
         q = shared / (k * len(rows_all))
         rnx = ((n - 1) * q - k) / (n - 1 - k)
         local_se = global_se = 0.0
         if not exact:
-            local_se = _standard_error(torch.cat(local_rows), n)
-            global_se = _standard_error(torch.cat(global_rows), n)
+            local_se, global_se = (_standard_error(t, n) for t in torch.cat(rows_sp).T)
         results.append(
             RnxResult(
                 rnx=rnx,
