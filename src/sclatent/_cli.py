@@ -1,0 +1,163 @@
+"""The command line: ``sclatent <tool> IN OUT [--param value ...]``, one sub-command per ``tl`` tool.
+
+Options are generated from the ``tl`` functions' signatures, so names, types and defaults always
+match the Python API (``n_latent`` -> ``--n-latent``; booleans get ``--flag`` / ``--no-flag``; tuples
+take several values; ``none`` passes None). Usage and input errors print one line and exit with 2;
+no output file is written unless the tool succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+USAGE_ERROR = 2
+#: Arguments of the tl functions that the command line sets itself.
+_FIXED = {"adata", "copy"}
+
+
+def _tools() -> dict[str, tuple[Callable[..., Any], type | None]]:
+    """Each sub-command's ``tl`` function and the model class whose docstring describes its options."""
+    from . import models, tl
+
+    return {
+        "scvae": (tl.scvae, models.SCVAE),
+        "groupenc": (tl.groupenc, models.GroupEnc),
+        "ae-sampling": (tl.ae_sampling, models.SamplingAE),
+        "rnx": (tl.rnx, None),
+    }
+
+
+def _none_or(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _option(parser: argparse.ArgumentParser, name: str, hint: Any, default: Any, doc: str) -> None:
+    """Add ``--name`` to ``parser`` with a type read from the annotation ``hint``."""
+    flag = "--" + name.replace("_", "-")
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    optional = type(None) in args
+    kinds = [a for a in args if a is not type(None)]
+    help_text = f"{doc} (default: {default!r})"
+    if bool in kinds:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        return
+    sequences = [k for k in kinds if typing.get_origin(k) in (Sequence, list, tuple)]
+    if sequences:
+        item = (typing.get_args(sequences[0]) or (str,))[0]
+        parser.add_argument(
+            flag, nargs="+", type=item, default=default, metavar=item.__name__.upper(), help=help_text
+        )
+        return
+    kind = kinds[0] if kinds[0] in (int, float, str) else str
+    parser.add_argument(flag, type=_none_or(kind) if optional else kind, default=default, help=help_text)
+
+
+def _parameter_docs(owner: Callable[..., Any] | type) -> dict[str, str]:
+    """First sentence of each parameter's description in a numpydoc docstring."""
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in inspect.getdoc(owner).splitlines():
+        if line.startswith("    ") and names:
+            for name in names:
+                docs[name] = f"{docs.get(name, '')} {line.strip()}".strip()
+        else:
+            names = [n.strip() for n in line.split(",")] if line and " " not in line.strip(", ") else []
+    return {name: text.split(". ")[0].rstrip(".") for name, text in docs.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sclatent`` argument parser with one sub-command per tool, plus ``demo``."""
+    parser = argparse.ArgumentParser(prog="sclatent", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command, (fn, model) in _tools().items():
+        summary = inspect.getdoc(fn).splitlines()[0]
+        sub = commands.add_parser(command, help=summary, description=summary)
+        sub.add_argument("input", metavar="IN", help="input AnnData (.h5ad or .zarr)")
+        sub.add_argument("output", metavar="OUT", help="output AnnData (.h5ad or .zarr)")
+        hints = typing.get_type_hints(fn)
+        docs = _parameter_docs(fn) | (_parameter_docs(model) if model is not None else {})
+        for name, parameter in inspect.signature(fn).parameters.items():
+            if name in _FIXED:
+                continue
+            _option(sub, name, hints[name], parameter.default, docs.get(name, ""))
+        if "random_state" in hints:
+            sub.add_argument("--seed", dest="random_state", type=int, help="alias of --random-state")
+        sub.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
+        if command == "rnx":
+            sub.add_argument("--plot", metavar="PNG", help="also save the sl.pl.rnx figure here")
+    demo = commands.add_parser("demo", help="train on bundled data; write demo.h5ad, demo.png and rnx.png")
+    demo.add_argument("--out", default="sclatent_demo", help="output folder")
+    demo.add_argument("--epochs", type=int, default=20, help="scVAE epochs")
+    demo.add_argument("--groupenc-epochs", type=int, default=100, help="GroupEnc epochs")
+    demo.add_argument("--device", default="auto")
+    return parser
+
+
+def _read(path: str):
+    import anndata as ad
+
+    if not Path(path).exists():
+        msg = f"input {path!r} does not exist"
+        raise FileNotFoundError(msg)
+    return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
+
+
+def _write(adata, path: str) -> None:
+    if path.rstrip("/").endswith(".zarr"):
+        adata.write_zarr(path)
+    else:
+        adata.write_h5ad(path)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the tool of parsed ``args``: read, compute, then write (nothing written on failure)."""
+    import torch
+
+    options = {
+        k: v for k, v in vars(args).items() if k not in ("command", "input", "output", "threads", "plot")
+    }
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    for key in ("hidden",):
+        if isinstance(options.get(key), list):
+            options[key] = tuple(options[key])
+    adata = _read(args.input)
+    _tools()[args.command][0](adata, **options)
+    if getattr(args, "plot", None):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from . import pl
+
+        fig = pl.rnx(adata, args.basis, key=args.key_added or "rnx", return_fig=True)
+        fig.savefig(args.plot, dpi=120, bbox_inches="tight")
+    _write(adata, args.output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``sclatent`` and ``python -m sclatent``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        run_demo(args.out, epochs=args.epochs, groupenc_epochs=args.groupenc_epochs, device=args.device)
+        return 0
+    try:
+        run(args)
+    except (KeyError, ValueError, TypeError, FileNotFoundError, OSError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"sclatent {args.command}: error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
