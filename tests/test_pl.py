@@ -49,3 +49,20 @@ def test_pl_rnx_errors(scored):
         sl.pl.rnx(scored, "tsne", show=False)
     with pytest.raises(ValueError, match="palette"):
         sl.pl.rnx(scored, palette=["red"], show=False)
+
+
+def test_pl_history_draws_the_chosen_metrics(tmp_path):
+    adata = sc.datasets.pbmc68k_reduced()
+    sl.tl.groupenc(adata, epochs=3, batch_size=64, progress=False)
+    fig = sl.pl.history(adata, "groupenc", return_fig=True)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["train_loss", "val_loss"]
+    np.testing.assert_array_equal(lines[1].get_ydata(), adata.uns["groupenc"]["history"]["val_loss"])
+    plt.close(fig)
+    ax = sl.pl.history(adata, "groupenc", metrics=("val_group", "val_kl"), show=False)
+    assert len(ax.get_lines()) == 2
+    plt.close(ax.figure)
+    with pytest.raises(KeyError, match="no training history"):
+        sl.pl.history(adata, "scvae")
+    with pytest.raises(KeyError, match="val_elbo"):
+        sl.pl.history(adata, "groupenc", metrics=("val_elbo",))

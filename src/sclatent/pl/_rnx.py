@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from ._utils import finish, new_axes
 
 
 def rnx(
@@ -60,10 +61,7 @@ def rnx(
             )
             raise KeyError(msg)
         curves.append((found, scores[found]))
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax)
     colours = list(palette) if palette is not None else [None] * len(curves)
     if len(colours) < len(curves):
         msg = f"palette has {len(colours)} colours for {len(curves)} curves; pass one per curve."
@@ -77,15 +75,7 @@ def rnx(
     ax.set_title(f"Neighbourhood preservation vs {', '.join(references)}")
     ax.legend(title="embedding (Local SP, Global SP)", fontsize="small", title_fontsize="small")
     ax.grid(True, which="major", alpha=0.3)
-    if show is None:
-        import scanpy as sc
-
-        show = sc.settings.autoshow and not return_fig
-    if show:
-        plt.show()
-    if return_fig:
-        return fig
-    return None if show else ax
+    return finish(fig, ax, show, return_fig)
 
 
 def _legend(name: str, score: dict) -> str:
