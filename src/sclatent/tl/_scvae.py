@@ -37,7 +37,7 @@ def scvae(
     key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
-    """Embed cells with a VAE or Gaussian-mixture VAE on raw counts (scVAE :cite:`Gronbech2020`).
+    """Embed cells with a VAE or Gaussian-mixture VAE on raw counts (scVAE, Grønbech et al. 2020).
 
     Parameters
     ----------
