@@ -79,7 +79,10 @@ def _parameter_docs(owner: Callable[..., Any] | type) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sclatent`` argument parser with one sub-command per tool, plus ``demo``."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="sclatent", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sclatent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, (fn, model) in _tools().items():
         summary = inspect.getdoc(fn).splitlines()[0]
