@@ -4,7 +4,7 @@ from importlib.metadata import version as _version
 
 project = "sclatent"
 author = "the sclatent developers"
-copyright = "2026, the sclatent developers"  # noqa: A001
+copyright = "2026, the sclatent developers"
 release = _version("sclatent")
 
 extensions = [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scanpy as sc
 
-from sclatent._cli import main
+from sclatent.cli import main
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""``python -m sclatent``: the command line (see :mod:`sclatent._cli`)."""
+"""``python -m sclatent``: the command line (see :mod:`sclatent.cli`)."""
 
 import sys
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 USAGE_ERROR = 2
 #: Arguments of the tl functions that the command line sets itself.
 _FIXED = {"adata", "copy"}
@@ -124,8 +126,17 @@ def _write(adata, path: str) -> None:
         adata.write_h5ad(path)
 
 
-def run(args: argparse.Namespace) -> None:
-    """Run the tool of parsed ``args``: read, compute, then write (nothing written on failure)."""
+def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
+    """Run the tool of parsed ``args``: read, compute, then write (nothing written on failure).
+
+    Parameters
+    ----------
+    args
+        Parsed by :func:`build_parser`.
+    decimals
+        Round the float arrays of ``obsm`` to this many decimals before writing (pipeline snapshots
+        that must not change with the last bits of floating point); None: keep them exact.
+    """
     import torch
 
     options = {
@@ -146,7 +157,56 @@ def run(args: argparse.Namespace) -> None:
 
         fig = pl.rnx(adata, args.basis, key=args.key_added or "rnx", return_fig=True)
         fig.savefig(args.plot, dpi=120, bbox_inches="tight")
+    if decimals is not None:
+        for key, value in adata.obsm.items():
+            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                adata.obsm[key] = value.round(decimals)
     _write(adata, args.output)
+
+
+def pipeline_step(
+    command: str,
+    input_path: str,
+    prefix: str,
+    *,
+    threads: int,
+    process: str,
+    args: Sequence[str] = (),
+    seed: int = 0,
+    decimals: int = 6,
+) -> None:
+    """Run one tool as a workflow step (the nf-core module templates call this).
+
+    Writes ``<prefix>.h5ad`` (for ``rnx`` also ``<prefix>.png``) with ``obsm`` rounded to ``decimals``
+    so that snapshots are stable, and ``versions.yml``. The seed comes first on the command line, so
+    ``--random-state`` in ``args`` overrides it.
+
+    Parameters
+    ----------
+    command
+        ``"scvae"``, ``"groupenc"``, ``"ae-sampling"`` or ``"rnx"``.
+    input_path
+        The input AnnData.
+    prefix
+        Output file names without extension.
+    threads
+        CPU threads for PyTorch.
+    process
+        The workflow's process name, the key of ``versions.yml``.
+    args
+        Further command-line options of the tool (e.g. ``["--epochs", "50"]``).
+    seed
+        Default random state.
+    decimals
+        Decimals kept in ``obsm``.
+    """
+    from .models._base import versions
+
+    argv = [command, input_path, f"{prefix}.h5ad", "--threads", str(threads), "--random-state", str(seed)]
+    argv += ["--plot", f"{prefix}.png"] if command == "rnx" else ["--no-progress"]
+    run(build_parser().parse_args([*argv, *args]), decimals=decimals)
+    lines = [f'"{process}":'] + [f"    {name}: {value}" for name, value in versions().items()]
+    Path("versions.yml").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
