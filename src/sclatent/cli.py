@@ -138,6 +138,9 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
         that must not change with the last bits of floating point); None: keep them exact.
     """
     import torch
+    import torch.distributed as dist
+
+    from ._core.distributed import init_from_env, rank_and_size
 
     options = {
         k: v for k, v in vars(args).items() if k not in ("command", "input", "output", "threads", "plot")
@@ -147,8 +150,19 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     for key in ("hidden",):
         if isinstance(options.get(key), list):
             options[key] = tuple(options[key])
-    adata = _read(args.input)
-    _tools()[args.command][0](adata, **options)
+    distributed = init_from_env()  # under torchrun: one process per shard of cells
+    try:
+        adata = _read(args.input)
+        _tools()[args.command][0](adata, **options)
+        if rank_and_size()[0] == 0:
+            _save(adata, args, decimals)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def _save(adata, args: argparse.Namespace, decimals: int | None) -> None:
+    """Write the outputs (rank 0 only in a data-parallel run)."""
     if getattr(args, "plot", None):
         import matplotlib
 

@@ -183,6 +183,10 @@ class MinibatchSampler:
         Source of the shuffles.
     device
         Where the index batches are placed (the device the data is gathered on).
+    rank, world_size
+        With ``world_size`` > 1 each pass's (shared) order is cut into ``world_size`` equal
+        interleaved shards and this sampler yields shard ``rank``: every process of a data-parallel
+        run sees different cells and the same number of batches.
     """
 
     def __init__(
@@ -194,8 +198,11 @@ class MinibatchSampler:
         drop_last: bool = False,
         generator: np.random.Generator | None = None,
         device: torch.device | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.device = device if device is not None else torch.device("cpu")
+        self.rank, self.world_size = rank, world_size
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -203,11 +210,14 @@ class MinibatchSampler:
         self.generator = generator if generator is not None else np.random.default_rng(0)
 
     def __len__(self) -> int:
-        n = len(self.indices)
+        n = len(self.indices) // self.world_size if self.world_size > 1 else len(self.indices)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         order = self.generator.permutation(self.indices) if self.shuffle else self.indices
-        order = torch.from_numpy(order).to(self.device)
+        if self.world_size > 1:
+            n = len(order) // self.world_size
+            order = order[self.rank : n * self.world_size : self.world_size]
+        order = torch.from_numpy(np.ascontiguousarray(order)).to(self.device)
         for i in range(len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     -------
     The device, checked to exist on this machine.
     """
+    if isinstance(device, str) and device in ("auto", "cuda") and _local_cuda_rank() is not None:
+        return torch.device("cuda", _local_cuda_rank())  # data-parallel: one GPU per process
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -48,6 +51,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         )
         raise ValueError(msg)
     return torch.device("cuda", index)
+
+
+def _local_cuda_rank() -> int | None:
+    """The GPU of this process in a torch.distributed run with CUDA (torchrun's LOCAL_RANK), else None."""
+    import torch.distributed as dist
+
+    if not (torch.cuda.is_available() and dist.is_available() and dist.is_initialized()):
+        return None
+    return int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
 
 
 def seed_everything(seed: int) -> np.random.Generator:

@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import CellData, MinibatchSampler
+from .distributed import all_reduce_sum, loss_step, rank_and_size
 
 
 class TrainingDivergedError(RuntimeError):
@@ -78,6 +79,11 @@ def train(
     ``"loss"``; its other entries are averaged over the validation cells and recorded as
     ``"val_<name>"``. The validation loss is evaluated at full KL weight.
 
+    Under ``torch.distributed`` (see :mod:`sclatent._core.distributed`) each rank steps on its shard
+    of every epoch's shuffled training cells, ``batch_size / world_size`` cells per step (the global
+    minibatch stays ``batch_size``), with gradients all-reduced; the recorded losses and metrics are
+    the means over all ranks' cells, so every rank stops at the same epoch.
+
     Parameters
     ----------
     module
@@ -98,9 +104,33 @@ def train(
     Per-epoch lists: ``train_loss``, ``val_loss`` and ``val_<term>`` for each term of the loss.
     """
     device = data.x.device
+    rank, world_size = rank_and_size()
+    # batch_size is the global minibatch: with N processes each steps on batch_size / N cells, so a
+    # data-parallel run takes the same optimisation steps as a single process
+    per_rank = config.batch_size // world_size
+    if per_rank < 2:
+        msg = (
+            f"batch_size={config.batch_size} split over {world_size} processes leaves {per_rank} cell(s) "
+            f"per process; batch normalisation needs 2. Pass batch_size >= {2 * world_size}."
+        )
+        raise ValueError(msg)
     sampler = MinibatchSampler(
-        train_idx, config.batch_size, shuffle=True, drop_last=True, generator=rng, device=device
+        train_idx,
+        per_rank,
+        shuffle=True,
+        drop_last=True,
+        generator=rng,
+        device=device,
+        rank=rank,
+        world_size=world_size,
     )
+    if len(sampler) == 0:
+        msg = (
+            f"{len(train_idx)} training cells cannot fill one batch of {per_rank} on each of "
+            f"{world_size} processes; lower batch_size or use fewer processes."
+        )
+        raise ValueError(msg)
+    step_loss = loss_step(module)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )
@@ -117,7 +147,7 @@ def train(
         total = torch.zeros((), device=device)
         for rows in sampler:
             kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-            loss = module.loss(data.batch(rows), kl_weight)["loss"]
+            loss = step_loss(data.batch(rows), kl_weight)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -125,7 +155,7 @@ def train(
             optimizer.step()
             total += loss.detach()
             step += 1
-        train_loss = total.item() / len(sampler)
+        train_loss = all_reduce_sum(total).item() / (len(sampler) * world_size)
         _check_finite(train_loss, epoch, config)
         history["train_loss"].append(train_loss)
         if len(val_idx) == 0:
@@ -154,14 +184,24 @@ def train(
 
 @torch.no_grad()
 def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size: int) -> dict[str, float]:
-    """Cell-weighted means of every term of ``module.loss`` (at full KL weight) over ``indices``."""
+    """Cell-weighted means of every term of ``module.loss`` (at full KL weight) over ``indices``.
+
+    Under ``torch.distributed`` each rank evaluates every ``world_size``-th cell and the sums are
+    all-reduced, so all ranks get the same values.
+    """
     module.eval()
+    rank, world_size = rank_and_size()
+    if len(indices) < world_size:  # too few cells to shard: every rank evaluates them all
+        rank, world_size = 0, 1
     sums: dict[str, torch.Tensor] = {}
-    sampler = MinibatchSampler(indices, max(batch_size, 1024), device=data.x.device)
+    sampler = MinibatchSampler(indices[rank::world_size], max(batch_size, 1024), device=data.x.device)
     for rows in sampler:
         for key, value in module.loss(data.batch(rows), 1.0).items():
             sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
-    return {key: value.item() / len(indices) for key, value in sums.items()}
+    keys = sorted(sums)
+    totals = torch.stack([torch.as_tensor(sums[k], device=data.x.device) for k in keys])
+    totals = all_reduce_sum(totals) if world_size > 1 else totals
+    return {key: value.item() / len(indices) for key, value in zip(keys, totals, strict=True)}
 
 
 def _check_finite(value: float, epoch: int, config: TrainingConfig) -> None:

@@ -1,0 +1,62 @@
+"""Data-parallel training with torch.distributed (gloo on CPU), launched by torchrun."""
+
+import os
+import subprocess
+import sys
+
+import anndata as ad
+import pytest
+
+ARGS = ["--likelihood", "nb", "--epochs", "8", "--batch-size", "64", "--no-progress", "--threads", "1"]
+
+
+def cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "sclatent"]
+    if processes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        launcher += [f"--nproc-per-node={processes}", "-m", "sclatent"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_two_gloo_processes_train_one_model_as_good_as_one_process(brain, tmp_path):
+    source = tmp_path / "cells.h5ad"
+    brain[:3000].copy().write_h5ad(source)
+    single, double = tmp_path / "single.h5ad", tmp_path / "double.h5ad"
+    done = cli("scvae", str(source), str(single), *ARGS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = cli("scvae", str(source), str(double), *ARGS, processes=2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one, two = ad.read_h5ad(single).uns["scvae"], ad.read_h5ad(double).uns["scvae"]
+    elbo_one, elbo_two = one["history"]["val_elbo"][-1], two["history"]["val_elbo"][-1]
+    print(f"held-out ELBO: 1 process {elbo_one:.2f}, 2 processes {elbo_two:.2f}")
+    assert abs(elbo_two - elbo_one) <= 0.02 * abs(elbo_one), (elbo_one, elbo_two)
+    assert len(two["history"]["val_elbo"]) == 8
+
+
+def test_a_failing_rank_stops_the_run_without_output(tmp_path):
+    out = tmp_path / "out.h5ad"
+    done = cli("scvae", str(tmp_path / "missing.h5ad"), str(out), *ARGS, processes=2)
+    assert done.returncode != 0 and not out.exists()
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_sampler_shards_are_disjoint_and_equal(world_size):
+    import numpy as np
+
+    from sclatent._core.data import MinibatchSampler
+
+    shards = []
+    for rank in range(world_size):
+        sampler = MinibatchSampler(
+            np.arange(100),
+            10,
+            shuffle=True,
+            drop_last=True,
+            generator=np.random.default_rng(0),
+            rank=rank,
+            world_size=world_size,
+        )
+        shards.append(np.concatenate([b.numpy() for b in sampler]))
+    assert len({len(s) for s in shards}) == 1
+    assert len(np.unique(np.concatenate(shards))) == sum(len(s) for s in shards)
