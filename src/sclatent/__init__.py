@@ -3,10 +3,11 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, models, pl, tl
+from ._settings import settings
 
 try:
     __version__ = version("sclatent")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "datasets", "models", "pl", "tl"]
+__all__ = ["__version__", "datasets", "models", "pl", "settings", "tl"]

@@ -12,6 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._core.disk import is_on_disk, row_blocks
+
 Matrix = np.ndarray | sp.csr_matrix | sp.csc_matrix
 
 #: Entries checked at a time, so that validation never copies a whole large matrix.
@@ -61,12 +63,14 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
     if matrix is None:
         msg = f"{what} is empty; store the data there or choose another layer / use_rep."
         raise ValueError(msg)
-    if sp.issparse(matrix):
+    if is_on_disk(matrix):
+        pass  # backed AnnData: streamed block by block, never loaded whole
+    elif sp.issparse(matrix):
         if not isinstance(matrix, sp.csr_matrix | sp.csr_array | sp.csc_matrix | sp.csc_array):
             matrix = sp.csr_matrix(matrix)
     elif not isinstance(matrix, np.ndarray):
         matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != adata.n_obs:
+    if len(matrix.shape) != 2 or matrix.shape[0] != adata.n_obs:
         msg = f"{what} has shape {matrix.shape}; expected {adata.n_obs} rows, one per cell."
         raise ValueError(msg)
     if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
@@ -94,21 +98,22 @@ def describe_input(layer: str | None, use_rep: str | None) -> str:
     return f"adata.layers[{layer!r}]" if layer is not None else "adata.X"
 
 
-def _stored_values(matrix: Matrix) -> np.ndarray:
-    return matrix.data if sp.issparse(matrix) else matrix.reshape(-1)
-
-
-def _chunks(values: np.ndarray):
-    for start in range(0, values.size, _CHUNK):
+def _value_chunks(matrix: Matrix):
+    """The stored values a chunk at a time; on-disk matrices are read block by block."""
+    if is_on_disk(matrix):
+        for block in row_blocks(matrix):
+            yield block.data if sp.issparse(block) else np.asarray(block).reshape(-1)
+        return
+    values = matrix.data if sp.issparse(matrix) else matrix.reshape(-1)
+    for start in range(0, max(values.size, 1), _CHUNK):
         yield values[start : start + _CHUNK]
 
 
 def check_finite(matrix: Matrix, what: str) -> None:
     """Raise a ValueError naming ``what`` when the matrix holds NaN or infinite values."""
-    values = _stored_values(matrix)
-    if not np.issubdtype(values.dtype, np.floating):
+    if not np.issubdtype(matrix.dtype, np.floating):
         return
-    bad = sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in _chunks(values))
+    bad = sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in _value_chunks(matrix))
     if bad:
         msg = (
             f"{what} holds {bad} NaN or infinite value(s); remove or impute them first "
@@ -119,8 +124,9 @@ def check_finite(matrix: Matrix, what: str) -> None:
 
 def check_counts(matrix: Matrix, what: str, likelihood: str) -> None:
     """Raise a ValueError unless the matrix holds non-negative integer counts, with at least one count."""
-    values = _stored_values(matrix)
-    for chunk in _chunks(values):
+    any_count = False
+    for chunk in _value_chunks(matrix):
+        any_count = any_count or bool(chunk.any())
         negative = chunk < 0
         if negative.any():
             msg = (
@@ -138,7 +144,7 @@ def check_counts(matrix: Matrix, what: str, likelihood: str) -> None:
                     "layer='counts' or adata.raw), or use likelihood='gaussian' for normalised data."
                 )
                 raise ValueError(msg)
-    if not any(chunk.any() for chunk in _chunks(values)):
+    if not any_count:
         msg = f"{what} has no counts at all (every gene is zero in every cell); there is nothing to learn."
         raise ValueError(msg)
 
@@ -188,7 +194,7 @@ def _keys(mapping: Sequence[str] | object) -> str:
 
 def looks_like_counts(matrix: Matrix, n_values: int = 1_000_000) -> bool:
     """Whether the first ``n_values`` stored values are all non-negative integers, some above 1."""
-    values = _stored_values(matrix)[:n_values]
+    values = next(_value_chunks(matrix))[:n_values]
     if values.size == 0:
         return False
     return bool((values >= 0).all() and (values == np.round(values)).all() and values.max() > 1)

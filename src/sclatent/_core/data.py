@@ -77,6 +77,27 @@ class RowSource:
             self.device, non_blocking=True
         )
 
+    def sampler(
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        generator: np.random.Generator,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> MinibatchSampler:
+        """Shuffled training minibatches (full batches only) of ``indices``."""
+        return MinibatchSampler(
+            indices,
+            batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            device=self.device,
+            rank=rank,
+            world_size=world_size,
+        )
+
     def row_sums(self) -> torch.Tensor:
         """Per-row totals (e.g. library sizes) as a float64 tensor on the home device."""
         if self.is_sparse:
@@ -85,6 +106,13 @@ class RowSource:
             sums = torch.zeros(self.shape[0], dtype=torch.float64, device=self.home)
             return sums.index_add_(0, row_ids, self._values.double())
         return self._dense.double().sum(1)
+
+
+def row_source(matrix: object, device: torch.device, dtype: torch.dtype = torch.float32):
+    """A :class:`RowSource`, or for the on-disk matrix of a backed AnnData a streaming source."""
+    from .disk import DiskRowSource, is_on_disk
+
+    return DiskRowSource(matrix, device, dtype) if is_on_disk(matrix) else RowSource(matrix, device, dtype)
 
 
 def gather_csr_rows(

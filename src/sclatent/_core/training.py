@@ -114,16 +114,7 @@ def train(
             f"per process; batch normalisation needs 2. Pass batch_size >= {2 * world_size}."
         )
         raise ValueError(msg)
-    sampler = MinibatchSampler(
-        train_idx,
-        per_rank,
-        shuffle=True,
-        drop_last=True,
-        generator=rng,
-        device=device,
-        rank=rank,
-        world_size=world_size,
-    )
+    sampler = data.x.sampler(train_idx, per_rank, rng, rank=rank, world_size=world_size)
     if len(sampler) == 0:
         msg = (
             f"{len(train_idx)} training cells cannot fill one batch of {per_rank} on each of "
@@ -145,6 +136,7 @@ def train(
                 history.setdefault(key, []).append(value)
         module.train()
         total = torch.zeros((), device=device)
+        n_batches = 0
         for rows in sampler:
             kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
             loss = step_loss(data.batch(rows), kl_weight)["loss"]
@@ -155,7 +147,8 @@ def train(
             optimizer.step()
             total += loss.detach()
             step += 1
-        train_loss = all_reduce_sum(total).item() / (len(sampler) * world_size)
+            n_batches += 1
+        train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
         _check_finite(train_loss, epoch, config)
         history["train_loss"].append(train_loss)
         if len(val_idx) == 0:

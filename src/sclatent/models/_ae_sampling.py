@@ -11,7 +11,7 @@ import torch
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.data import CellData, RowSource
+from .._core.data import CellData, row_source
 from .._core.options import check_choice
 from .._core.sampling import LOSSES, MODES, SamplingAutoencoder, draw_targets
 from ._base import BaseModel, arguments, check_training_args
@@ -116,7 +116,7 @@ class SamplingAE(BaseModel):
         matrix, what = self._input_matrix(adata, fitting=fitting)
         if p["loss"] != "mse":
             io.check_counts(matrix, what, p["loss"])
-        source = RowSource(matrix, device)
+        source = row_source(matrix, device)
         obs = {}
         if p["loss"] != "mse":
             obs["log_library"] = source.row_sums().clamp_min(1.0).log().float()

@@ -8,7 +8,7 @@ import torch
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.data import CellData, RowSource
+from .._core.data import CellData, row_source
 from .._core.groupenc import GroupEncoder
 from ._base import BaseModel, arguments, check_training_args
 
@@ -97,7 +97,7 @@ class GroupEnc(BaseModel):
         matrix, _ = self._input_matrix(adata, fitting=fitting)
         if fitting:
             io.check_n_cells(adata.n_obs, p["batch_size"], p["validation_fraction"])
-        return CellData(RowSource(matrix, device), {})
+        return CellData(row_source(matrix, device), {})
 
     def _build_module(self) -> GroupEncoder:
         p = self.params

@@ -9,7 +9,7 @@ import torch
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.data import CellData, RowSource
+from .._core.data import CellData, row_source
 from .._core.device import seeded_rng
 from .._core.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 from .._core.likelihoods import sample as sample_likelihood
@@ -121,7 +121,7 @@ class SCVAE(BaseModel):
             io.check_counts(matrix, what, p["likelihood"])
         if fitting:
             io.check_n_cells(adata.n_obs, p["batch_size"], p["validation_fraction"])
-        source = RowSource(matrix, device)
+        source = row_source(matrix, device)
         obs = {}
         if self.is_count:  # observed library size, floored at one count so empty cells stay finite
             obs["log_library"] = source.row_sums().clamp_min(1.0).log().float()
