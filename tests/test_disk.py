@@ -70,3 +70,19 @@ def test_tl_writes_into_a_backed_anndata_and_checks_counts(backed, small_blocks)
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="positive integer"):
         sl.settings.disk_block_rows = 0
+
+
+def test_zarr_store_and_command_line_stream_from_disk(brain, tmp_path, small_blocks):
+    from sclatent.cli import main
+
+    store = tmp_path / "cells.zarr"
+    brain[:2000].copy().write_zarr(store)
+    adata = sl.read_backed(store)
+    assert isinstance(row_source(adata.X, torch.device("cpu")), DiskRowSource)
+    sl.tl.scvae(adata, likelihood="nb", epochs=2, progress=False)
+    assert np.isfinite(adata.obsm["X_scvae"]).all()
+    out = tmp_path / "out.h5ad"
+    assert main(["scvae", str(store), str(out), "--backed", "--epochs", "2", "--no-progress"]) == 0
+    assert ad.read_h5ad(out).obsm["X_scvae"].shape == (2000, 10)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sl.read_backed(tmp_path / "missing.zarr")

@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, models, pl, tl
+from ._io import read_backed
 from ._settings import settings
 
 try:
@@ -10,4 +11,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "datasets", "models", "pl", "settings", "tl"]
+__all__ = ["__version__", "datasets", "models", "pl", "read_backed", "settings", "tl"]

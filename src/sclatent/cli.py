@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         if "random_state" in hints:
             sub.add_argument("--seed", dest="random_state", type=int, help="alias of --random-state")
         sub.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
+        sub.add_argument(
+            "--backed",
+            action="store_true",
+            help="leave the input matrix on disk and stream it in blocks (for data larger than memory)",
+        )
         if command == "rnx":
             sub.add_argument("--plot", metavar="PNG", help="also save the sl.pl.rnx figure here")
     demo = commands.add_parser("demo", help="train on bundled data; write demo.h5ad, demo.png and rnx.png")
@@ -110,12 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str):
+def _read(path: str, backed: bool = False):
     import anndata as ad
+
+    from ._io import read_backed
 
     if not Path(path).exists():
         msg = f"input {path!r} does not exist"
         raise FileNotFoundError(msg)
+    if backed:
+        return read_backed(path)
     return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
 
 
@@ -143,7 +152,9 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     from ._core.distributed import init_from_env, rank_and_size
 
     options = {
-        k: v for k, v in vars(args).items() if k not in ("command", "input", "output", "threads", "plot")
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "input", "output", "threads", "plot", "backed")
     }
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -152,7 +163,7 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
             options[key] = tuple(options[key])
     distributed = init_from_env()  # under torchrun: one process per shard of cells
     try:
-        adata = _read(args.input)
+        adata = _read(args.input, args.backed)
         _tools()[args.command][0](adata, **options)
         if rank_and_size()[0] == 0:
             _save(adata, args, decimals)
