@@ -16,6 +16,8 @@ import torch
 
 #: Share of free GPU memory that a matrix may take before it stays on the host instead.
 _GPU_MEMORY_SHARE = 0.5
+#: Rows summed at a time by :meth:`RowSource.row_sums`.
+_ROW_SUM_BLOCK = 65_536
 
 
 def _home_device(nbytes: int, device: torch.device) -> torch.device:
@@ -100,12 +102,17 @@ class RowSource:
 
     def row_sums(self) -> torch.Tensor:
         """Per-row totals (e.g. library sizes) as a float64 tensor on the home device."""
-        if self.is_sparse:
-            counts = self._indptr[1:] - self._indptr[:-1]
-            row_ids = torch.repeat_interleave(torch.arange(self.shape[0], device=self.home), counts)
-            sums = torch.zeros(self.shape[0], dtype=torch.float64, device=self.home)
-            return sums.index_add_(0, row_ids, self._values.double())
-        return self._dense.double().sum(1)
+        sums = torch.zeros(self.shape[0], dtype=torch.float64, device=self.home)
+        for start in range(0, self.shape[0], _ROW_SUM_BLOCK):  # bounded temporaries, also at 1M cells
+            stop = min(start + _ROW_SUM_BLOCK, self.shape[0])
+            if not self.is_sparse:
+                sums[start:stop] = self._dense[start:stop].double().sum(1)
+                continue
+            indptr = self._indptr[start : stop + 1]
+            row_ids = torch.repeat_interleave(torch.arange(stop - start, device=self.home), indptr.diff())
+            values = self._values[int(indptr[0]) : int(indptr[-1])].double()
+            sums[start:stop].index_add_(0, row_ids, values)
+        return sums
 
 
 def row_source(matrix: object, device: torch.device, dtype: torch.dtype = torch.float32):

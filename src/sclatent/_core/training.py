@@ -187,7 +187,9 @@ def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size:
     if len(indices) < world_size:  # too few cells to shard: every rank evaluates them all
         rank, world_size = 0, 1
     sums: dict[str, torch.Tensor] = {}
-    sampler = MinibatchSampler(indices[rank::world_size], max(batch_size, 1024), device=data.x.device)
+    # in cell order, so that an on-disk matrix is read block after block
+    mine = np.sort(indices[rank::world_size])
+    sampler = MinibatchSampler(mine, max(batch_size, 1024), device=data.x.device)
     for rows in sampler:
         for key, value in module.loss(data.batch(rows), 1.0).items():
             sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
