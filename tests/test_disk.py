@@ -84,5 +84,9 @@ def test_zarr_store_and_command_line_stream_from_disk(brain, tmp_path, small_blo
     out = tmp_path / "out.h5ad"
     assert main(["scvae", str(store), str(out), "--backed", "--epochs", "2", "--no-progress"]) == 0
     assert ad.read_h5ad(out).obsm["X_scvae"].shape == (2000, 10)
+    model = sl.models.GroupEnc(use_rep="X", epochs=1, batch_size=256, progress=False).fit(str(store))
+    assert model.transform(store).shape == (2000, 2)  # a path: read from disk block by block
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sl.read_backed(tmp_path / "missing.zarr")
+    with pytest.raises(TypeError, match="path of an .h5ad"):
+        sl.models.SCVAE().fit(42)

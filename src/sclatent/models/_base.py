@@ -123,18 +123,20 @@ class BaseModel(ABC):
         self._check_fitted()
         return next(self.module_.parameters()).device
 
-    def fit(self, adata: AnnData) -> Self:
+    def fit(self, adata: AnnData | str | os.PathLike[str]) -> Self:
         """Train on the cells of ``adata``; the AnnData is not modified.
 
         Parameters
         ----------
         adata
-            The training data.
+            The training data, or the path of an ``.h5ad`` file or ``.zarr`` store, whose matrix is
+            then streamed from disk (:func:`sclatent.read_backed`).
 
         Returns
         -------
         The fitted model.
         """
+        adata = _open(adata)
         device = resolve_device(self.params["device"])
         rng = seed_everything(self.params["random_state"])
         self.fitted_ = {}
@@ -159,19 +161,20 @@ class BaseModel(ABC):
         """Extra keyword arguments of :func:`~sclatent._core.training.train`."""
         return {}
 
-    def transform(self, adata: AnnData) -> np.ndarray:
+    def transform(self, adata: AnnData | str | os.PathLike[str]) -> np.ndarray:
         """Embed the cells of ``adata``, seen in training or not.
 
         Parameters
         ----------
         adata
-            Cells with the features the model was trained on.
+            Cells with the features the model was trained on, or the path of an ``.h5ad`` file or
+            ``.zarr`` store read from disk block by block.
 
         Returns
         -------
         The embedding, one row per cell.
         """
-        return self._predict(adata, self._embed)
+        return self._predict(_open(adata), self._embed)
 
     def _predict(self, adata: AnnData, fn: Any) -> np.ndarray:
         self._check_fitted()
@@ -216,6 +219,18 @@ class BaseModel(ABC):
         params["requested_device"] = self.params["device"]
         params["versions"] = versions()
         return {"params": params, "history": {k: list(v) for k, v in self.history_.items()}}
+
+
+def _open(adata: AnnData | str | os.PathLike[str]) -> AnnData:
+    """The AnnData itself, or for a path the file opened with its matrix left on disk."""
+    if isinstance(adata, AnnData):
+        return adata
+    if isinstance(adata, str | os.PathLike):
+        from .._io import read_backed
+
+        return read_backed(adata)
+    msg = f"Expected an AnnData or the path of an .h5ad file / .zarr store, got {type(adata).__name__}."
+    raise TypeError(msg)
 
 
 def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
