@@ -90,3 +90,11 @@ def test_zarr_store_and_command_line_stream_from_disk(brain, tmp_path, small_blo
         sl.read_backed(tmp_path / "missing.zarr")
     with pytest.raises(TypeError, match="path of an .h5ad"):
         sl.models.SCVAE().fit(42)
+
+
+def test_tl_given_a_path_returns_the_opened_anndata(path, small_blocks):
+    result = sl.tl.scvae(
+        str(path), likelihood="nb", prior="mixture", n_components=3, epochs=1, progress=False
+    )
+    assert result.isbacked and result.obsm["X_scvae"].shape == (4000, 10)
+    assert result.obs["scvae_cluster"].nunique() <= 3

@@ -174,9 +174,10 @@ class BaseModel(ABC):
         -------
         The embedding, one row per cell.
         """
-        return self._predict(_open(adata), self._embed)
+        return self._predict(adata, self._embed)
 
-    def _predict(self, adata: AnnData, fn: Any) -> np.ndarray:
+    def _predict(self, adata: AnnData | str | os.PathLike[str], fn: Any) -> np.ndarray:
+        adata = _open(adata)
         self._check_fitted()
         self.module_.eval()
         return predict(fn, self._cell_data(adata, self.device, fitting=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from anndata import AnnData
@@ -11,7 +12,7 @@ from ._utils import fit_and_write
 
 
 def ae_sampling(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike[str],
     *,
     mode: str = "icrst",
     labels_key: str | None = None,
@@ -43,7 +44,8 @@ def ae_sampling(
     Parameters
     ----------
     adata
-        Annotated data.
+        Annotated data; or the path of an ``.h5ad`` file or
+        ``.zarr`` store, read with its matrix on disk and returned with the outputs.
     mode, labels_key, p, n_latent, use_rep, layer, hidden, loss, dropout
         The model; see :class:`sclatent.models.SamplingAE`.
     epochs, batch_size, lr, early_stopping, patience, validation_fraction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ N_PCS = 50
 
 
 def groupenc(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike[str],
     *,
     gamma: int = 4,
     n_latent: int = 2,
@@ -47,7 +48,9 @@ def groupenc(
     Parameters
     ----------
     adata
-        Annotated data: normalised, log-transformed, scaled, with ``obsm["X_pca"]``.
+        Annotated data: normalised, log-transformed, scaled, with ``obsm["X_pca"]``; or the path
+        of an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
+        outputs.
     gamma, n_latent, use_rep, hidden, kl_weight
         The model; see :class:`sclatent.models.GroupEnc`. With ``use_rep=None`` and no
         ``obsm["X_pca"]``, 50 principal components of ``.X`` are computed the scanpy way (a warning is
@@ -73,7 +76,7 @@ def groupenc(
     """
     model = GroupEnc(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
     inputs, extra = None, None
-    if use_rep is None and "X_pca" not in adata.obsm:
+    if use_rep is None and isinstance(adata, AnnData) and "X_pca" not in adata.obsm:
         pcs = _pca(adata, random_state)
         inputs = AnnData(obs=adata.obs[[]].copy(), obsm={"X_pca": pcs})
 

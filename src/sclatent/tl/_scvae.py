@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ from ._utils import fit_and_write
 
 
 def scvae(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike[str],
     *,
     likelihood: str = "zinb",
     prior: str = "gaussian",
@@ -42,7 +43,9 @@ def scvae(
     Parameters
     ----------
     adata
-        Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods.
+        Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods; or the path of
+        an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
+        outputs.
     likelihood, prior, n_components, batch_key, layer, use_rep, n_latent, hidden, dropout
         The model; see :class:`sclatent.models.SCVAE`.
     epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction

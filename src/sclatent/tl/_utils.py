@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from anndata import AnnData
 
+from .._io import read_backed
 from ..models import BaseModel
 
 logger = logging.getLogger("sclatent")
@@ -14,7 +16,7 @@ logger = logging.getLogger("sclatent")
 
 def fit_and_write(
     model: BaseModel,
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike[str],
     *,
     key_added: str | None,
     copy: bool,
@@ -30,7 +32,8 @@ def fit_and_write(
     model
         The unfitted model.
     adata
-        The data.
+        The data, or the path of an ``.h5ad`` file / ``.zarr`` store, opened with its matrix on disk
+        (:func:`sclatent.read_backed`); the opened AnnData is then returned with the outputs.
     key_added
         Key of the outputs; default the model's tool name.
     copy
@@ -42,8 +45,11 @@ def fit_and_write(
 
     Returns
     -------
-    The copy when ``copy=True``, else None.
+    The copy when ``copy=True``, the opened AnnData when given a path, else None.
     """
+    from_path = not isinstance(adata, AnnData)
+    if from_path:
+        adata = read_backed(adata)
     key = key_added or model.tool
     inputs = adata if inputs is None else inputs
     model.fit(inputs)
@@ -51,7 +57,7 @@ def fit_and_write(
     staged = AnnData(obs=adata.obs[[]].copy())
     if extra is not None:
         extra(staged, key)
-    target = adata.copy() if copy else adata
+    target = adata.copy() if copy and not from_path else adata
     target.obsm[f"X_{key}"] = embedding
     for name, value in staged.obsm.items():
         target.obsm[name] = value
@@ -68,4 +74,4 @@ def fit_and_write(
         key,
         f", final val_loss {history['val_loss'][-1]:.4g}" if history.get("val_loss") else "",
     )
-    return target if copy else None
+    return target if copy or from_path else None
