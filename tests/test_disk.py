@@ -88,7 +88,7 @@ def test_zarr_store_and_command_line_stream_from_disk(brain, tmp_path, small_blo
     assert model.transform(store).shape == (2000, 2)  # a path: read from disk block by block
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sl.read_backed(tmp_path / "missing.zarr")
-    with pytest.raises(TypeError, match="path of an .h5ad"):
+    with pytest.raises(TypeError, match=r"path of an \.h5ad"):
         sl.models.SCVAE().fit(42)
 
 
