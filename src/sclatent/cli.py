@@ -22,6 +22,8 @@ import numpy as np
 USAGE_ERROR = 2
 #: Arguments of the tl functions that the command line sets itself.
 _FIXED = {"adata", "copy"}
+#: Options of the command line that are not arguments of the tool.
+_CLI_ONLY = {"command", "input", "output", "threads", "plot", "backed"}
 
 
 def _tools() -> dict[str, tuple[Callable[..., Any], type | None]]:
@@ -151,16 +153,10 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
 
     from ._core.distributed import init_from_env, rank_and_size
 
-    options = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("command", "input", "output", "threads", "plot", "backed")
-    }
+    # several values arrive as lists; the tools take tuples of scalars
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k not in _CLI_ONLY}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    for key in ("hidden",):
-        if isinstance(options.get(key), list):
-            options[key] = tuple(options[key])
     distributed = init_from_env()  # under torchrun: one process per shard of cells
     try:
         adata = _read(args.input, args.backed)
