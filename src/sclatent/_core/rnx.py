@@ -23,8 +23,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data import RowSource
-
 #: Bytes of working memory per chunk of rows (about 64 bytes per (row, cell) entry).
 _CHUNK_BYTES = 1 << 27
 _BYTES_PER_ENTRY = 64
@@ -67,7 +65,7 @@ class _Space:
         self.sparse = sp.issparse(matrix)
         if self.sparse:
             csr = sp.csr_matrix(matrix, dtype=np.float32)
-            self.rows = RowSource(csr, device)
+            self.csr = csr
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
                 self.x = torch.sparse_csr_tensor(
@@ -91,7 +89,8 @@ class _Space:
     def sq_dists(self, rows: torch.Tensor) -> torch.Tensor:
         """``(len(rows), N)`` squared Euclidean distances, non-negative."""
         if self.sparse:
-            cross = (self.x @ self.rows.gather(rows).T).T
+            chunk = torch.as_tensor(self.csr[rows.cpu().numpy()].toarray()).to(self.x.device)
+            cross = (self.x @ chunk.T).T
         elif self.dim <= _DIRECT_MAX_DIM:
             a = self.x[rows]
             out = torch.zeros(len(rows), self.n, dtype=self.dtype, device=a.device)
