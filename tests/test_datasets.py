@@ -17,3 +17,11 @@ def test_each_call_returns_a_fresh_object():
     a, b = sl.datasets.mouse_brain_10k(), sl.datasets.mouse_brain_10k()
     a.X.data[:] = 0
     assert b.X.data.max() > 0
+
+
+def test_pbmc_4k_is_labelled_raw_counts():
+    adata = sl.datasets.pbmc_4k()
+    assert adata.shape == (4271, 2000)
+    assert sp.issparse(adata.X) and np.array_equal(adata.X.data, np.round(adata.X.data))
+    assert adata.obs["cell_type"].nunique() == 8
+    assert "scDCC" in adata.uns["source"]

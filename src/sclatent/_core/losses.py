@@ -22,12 +22,6 @@ def kl_normal(
     ).sum(-1)
 
 
-def kl_categorical_uniform(log_probs: torch.Tensor) -> torch.Tensor:
-    """KL(q || uniform) of categorical distributions given as log-probabilities on the last axis."""
-    n = log_probs.shape[-1]
-    return (log_probs.exp() * (log_probs + torch.log(torch.tensor(float(n))))).sum(-1)
-
-
 def group_loss(x: torch.Tensor, z: torch.Tensor, gamma: int, eps: float = 1e-10) -> torch.Tensor:
     """GroupEnc's group loss between input ``x`` and latent ``z`` (Novak et al. 2023).
 

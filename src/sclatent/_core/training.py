@@ -35,9 +35,11 @@ class TrainingConfig:
         Adam weight decay.
     kl_warmup
         Epochs over which the KL weight rises linearly from 0 to 1 (0: no warm-up).
+    hold_epochs
+        Epochs before early stopping may start (e.g. a warm start under another objective).
     early_stopping
-        Stop once the validation loss has not improved for ``patience`` epochs after warm-up, and
-        restore the best weights.
+        Stop once the validation loss has not improved for ``patience`` epochs after warm-up and
+        ``hold_epochs``, and restore the best weights.
     patience
         Epochs without improvement before stopping.
     grad_clip
@@ -53,6 +55,7 @@ class TrainingConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-6
     kl_warmup: int = 0
+    hold_epochs: int = 0
     early_stopping: bool = True
     patience: int = 20
     grad_clip: float | None = 50.0
@@ -159,7 +162,7 @@ def train(
         val_loss = history["val_loss"][-1]
         _check_finite(val_loss, epoch, config)
         bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
-        if not config.early_stopping or step < warmup_steps:
+        if not config.early_stopping or step < warmup_steps or epoch < config.hold_epochs:
             continue
         if val_loss < best_loss:
             best_loss, epochs_without_gain = val_loss, 0
@@ -215,7 +218,9 @@ def predict(
     fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     data: CellData,
     batch_size: int = 1024,
+    indices: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Apply ``fn`` to every cell of ``data`` in order and stack the results as a NumPy array."""
-    sampler = MinibatchSampler(np.arange(len(data)), batch_size, device=data.x.device)
+    """Apply ``fn`` to the cells ``indices`` of ``data`` (default all) in order; stack the results."""
+    indices = np.arange(len(data)) if indices is None else np.asarray(indices)
+    sampler = MinibatchSampler(indices, batch_size, device=data.x.device)
     return torch.cat([fn(data.batch(rows)).float().cpu() for rows in sampler]).numpy()

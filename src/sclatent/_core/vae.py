@@ -5,23 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
-from .losses import kl_categorical_uniform, kl_normal
+from .losses import kl_normal
+from .mixture import GaussianMixturePrior
 from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
 from .options import check_choice
 
 PRIORS = ("gaussian", "mixture")
+#: Weight of -log q(label|x) on labelled cells, on top of the ELBO (which already holds it once).
+CLASSIFICATION_WEIGHT = 10.0
 
 
 class CountVAE(nn.Module):
     """Variational autoencoder p(x|z) p(z) with q(z|x), or its Gaussian-mixture version.
 
-    With ``prior="mixture"`` the model is the GMVAE of scVAE: a categorical q(y|x), a Gaussian
-    q(z|x,y) and a unit-variance p(z|y) with learnt means, uniform p(y); y is summed out exactly,
-    the ``n_components`` branches running as one batched tensor operation.
+    With ``prior="mixture"`` the model is a GMVAE: p(y) p(z|y) with learnt weights, means and floored
+    variances (:class:`~sclatent._core.mixture.GaussianMixturePrior`), q(z|x) shared by the
+    components and the ELBO-optimal categorical q(y|x), so y is summed out exactly in closed form
+    and the decoder runs once per cell, whatever the number of components. Until
+    :attr:`mixture_on` is set, the mixture model trains as the plain VAE (standard normal prior),
+    the warm start whose latent means initialise the components.
 
     Parameters
     ----------
@@ -61,52 +66,35 @@ class CountVAE(nn.Module):
         self.likelihood = likelihood
         self.prior = prior
         self.is_count = likelihood in COUNT_LIKELIHOODS
-        self.n_components = n_components if prior == "mixture" else 1
         self.n_batches = n_batches
 
         self.encoder = MLP(n_input, hidden, n_cat=n_batches, dropout=dropout)
-        n_hidden = self.encoder.n_output
-        if prior == "mixture":
-            self.y_logits = nn.Linear(n_hidden, n_components)
-            self.z_given_y = MLP(n_hidden, (n_hidden,), n_cat=n_components, dropout=0.0)
-            self.prior_mean = nn.Parameter(torch.randn(n_components, n_latent))
-            # unit-variance components: with learnt variances a few wide components absorbed most
-            # cells on mouse_bladder_2100 (3 to 5 of 16 used)
-            self.register_buffer("prior_log_var", torch.zeros(n_components, n_latent))
-        self.z_head = GaussianHead(n_hidden, n_latent)
-
+        self.z_head = GaussianHead(self.encoder.n_output, n_latent)
+        self.mixture = GaussianMixturePrior(n_components, n_latent) if prior == "mixture" else None
+        self.register_buffer("mixture_on", torch.tensor(prior == "mixture"))
         self.decoder = LikelihoodDecoder(
             n_latent, tuple(reversed(hidden)), n_input, likelihood, n_cat=n_batches
         )
 
+    @property
+    def n_components(self) -> int:
+        """Number of mixture components (1 for the Gaussian prior)."""
+        return 1 if self.mixture is None else self.mixture.n_components
+
     def encode(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Posterior parameters.
 
-        Returns ``z_mean`` and ``z_log_var`` of shape ``(n_components, n_cells, n_latent)`` (one
-        component for the Gaussian prior), ``y_log_probs`` ``(n_cells, n_components)`` and
-        ``embedding``, the posterior mean of z with y summed out.
+        Returns ``z_mean`` and ``z_log_var`` of shape ``(n_cells, n_latent)``, ``y_log_probs``
+        ``(n_cells, n_components)`` (log q(y|x); zeros for the Gaussian prior) and ``embedding``,
+        the posterior mean of z.
         """
         h = self.encoder(torch.log1p(x) if self.is_count else x, batch)
-        if self.prior == "gaussian":
-            mean, log_var = self.z_head(h)
-            zeros = torch.zeros(h.shape[0], 1, dtype=h.dtype, device=h.device)
-            return {
-                "z_mean": mean[None],
-                "z_log_var": log_var[None],
-                "y_log_probs": zeros,
-                "embedding": mean,
-            }
-        y_log_probs = F.log_softmax(self.y_logits(h), dim=-1)
-        components = torch.arange(self.n_components, device=h.device)[:, None]
-        h_y = self.z_given_y(h.expand(self.n_components, *h.shape), components)
-        mean, log_var = self.z_head(h_y)
-        embedding = (y_log_probs.exp().T[..., None] * mean).sum(0)
-        return {
-            "z_mean": mean,
-            "z_log_var": log_var,
-            "y_log_probs": y_log_probs,
-            "embedding": embedding,
-        }
+        mean, log_var = self.z_head(h)
+        if self.mixture is None:
+            y_log_probs = torch.zeros(h.shape[0], 1, dtype=h.dtype, device=h.device)
+        else:
+            y_log_probs = self.mixture.log_posterior(mean, log_var)
+        return {"z_mean": mean, "z_log_var": log_var, "y_log_probs": y_log_probs, "embedding": mean}
 
     def decode(
         self,
@@ -120,31 +108,31 @@ class CountVAE(nn.Module):
         """
         return self.decoder(z, log_library, batch)
 
-    def elbo_terms(
-        self,
-        x: torch.Tensor,
-        log_library: torch.Tensor | None = None,
-        batch: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-cell reconstruction term E_q[log p(x|z)] and KL term (one sample of z per branch)."""
-        posterior = self.encode(x, batch)
-        mean, log_var = posterior["z_mean"], posterior["z_log_var"]
-        z = reparameterize(mean, log_var)
-        reconstruction = log_prob(self.likelihood, x, self.decode(z, log_library, batch)).sum(-1)
-        if self.prior == "gaussian":
-            return reconstruction[0], kl_normal(mean[0], log_var[0])
-        kl_z = kl_normal(mean, log_var, self.prior_mean[:, None], self.prior_log_var[:, None])
-        y_log_probs = posterior["y_log_probs"]
-        q_y = y_log_probs.exp().T  # (n_components, n_cells)
-        reconstruction = (q_y * reconstruction).sum(0)
-        kl = (q_y * kl_z).sum(0) + kl_categorical_uniform(y_log_probs)
-        return reconstruction, kl
-
     def loss_terms(self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """Per-cell loss (KL scaled by ``kl_weight``), ELBO, reconstruction and KL terms."""
-        reconstruction, kl = self.elbo_terms(batch["x"], batch.get("log_library"), batch.get("batch"))
+        """Per-cell loss (KL scaled by ``kl_weight``), ELBO, reconstruction and KL terms.
+
+        With a mixture prior, cells whose ``batch["label"]`` is a component (not -1) have q(y|x)
+        fixed to it, and their loss adds ``classification_weight * -log q(label|x)``, the
+        semi-supervised term that trains q(y|x) on them (Kingma et al. 2014).
+        """
+        x, covariate = batch["x"], batch.get("batch")
+        h = self.encoder(torch.log1p(x) if self.is_count else x, covariate)
+        mean, log_var = self.z_head(h)
+        z = reparameterize(mean, log_var)
+        params = self.decode(z, batch.get("log_library"), covariate)
+        reconstruction = log_prob(self.likelihood, x, params).sum(-1)
+        loss_extra = torch.zeros_like(reconstruction)
+        if self.mixture is not None and bool(self.mixture_on):
+            labels = batch.get("label")
+            kl, log_q_y = self.mixture.kl(mean, log_var, labels)
+            if labels is not None:
+                known = labels >= 0
+                picked = log_q_y.gather(1, labels.clamp_min(0)[:, None])[:, 0]
+                loss_extra = -CLASSIFICATION_WEIGHT * torch.where(known, picked, torch.zeros_like(picked))
+        else:
+            kl = kl_normal(mean, log_var)
         return {
-            "loss": kl_weight * kl - reconstruction,
+            "loss": kl_weight * kl - reconstruction + loss_extra,
             "elbo": reconstruction - kl,
             "reconstruction": reconstruction,
             "kl": kl,

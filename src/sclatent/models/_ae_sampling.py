@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from anndata import AnnData
+from torch import nn
 
 from .. import _anndata as io
 from .._core.data import CellData, row_source
@@ -142,7 +143,7 @@ class SamplingAE(BaseModel):
             )
             raise ValueError(msg)
 
-    def _hooks(self, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
+    def _hooks(self, module: nn.Module, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
         p = self.params
         pool = np.sort(self.train_indices_)
         labels = data.obs["label"].cpu().numpy() if "label" in data.obs else None

@@ -150,15 +150,15 @@ class BaseModel(ABC):
             np.sort(order[:n_val]),
         )
         self.history_ = train(
-            module, data, order[n_val:], order[:n_val], config, rng, **self._hooks(data, rng)
+            module, data, order[n_val:], order[:n_val], config, rng, **self._hooks(module, data, rng)
         )
         self.module_ = module
         self.fitted_["device"] = str(device)
         self.fitted_["epochs"] = config.epochs
         return self
 
-    def _hooks(self, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
-        """Extra keyword arguments of :func:`~sclatent._core.training.train`."""
+    def _hooks(self, module: nn.Module, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
+        """Extra keyword arguments of :func:`~sclatent._core.training.train` for ``module``."""
         return {}
 
     def transform(self, adata: AnnData | str | os.PathLike[str]) -> np.ndarray:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from anndata import AnnData
 
 from .. import _anndata as io
+from .._core.clustering import initial_components
 from .._core.data import CellData, row_source
 from .._core.device import seeded_rng
 from .._core.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 from .._core.likelihoods import sample as sample_likelihood
 from .._core.nn import reparameterize
 from .._core.options import check_choice
+from .._core.training import TrainingConfig, predict
 from .._core.vae import PRIORS, CountVAE
 from ._base import BaseModel, arguments, check_training_args
 
-DEFAULT_N_COMPONENTS = 10
+#: Component slots when the mixture finds the number of clusters itself.
+MAX_COMPONENTS = 64
+#: Default epochs of the mixture prior (a third of them the VAE warm start).
+MIXTURE_EPOCHS = 150
+#: Components used by fewer than this share of the training cells are switched off after each epoch.
+MIN_COMPONENT_USAGE = 0.002
 
 
 class SCVAE(BaseModel):
@@ -26,8 +34,13 @@ class SCVAE(BaseModel):
 
     The encoder sees log1p counts; the decoder gives the parameters of a count likelihood whose mean
     is a share of the cell's observed library size. With ``prior="mixture"`` the model is scVAE's
-    GMVAE: a categorical cluster variable y with q(y|x), q(z|x,y) and learnt p(z|y), summed out
-    exactly; its clusters are argmax q(y|x). With ``batch_key`` it is a conditional VAE.
+    GMVAE: a cluster variable y with learnt weights p(y) and Gaussians p(z|y), q(z|x) shared by the
+    components and the ELBO-optimal categorical q(y|x), y summed out exactly in closed form; its
+    clusters are argmax q(y|x). The mixture trains in two stages: a third of the epochs
+    as the plain VAE, whose latent means then initialise the components (k-means clusters for a
+    given ``n_components``, the communities of the latent kNN graph for ``n_components=None``, the
+    labelled cells' classes for ``labels_key``), the rest as the GMVAE, switching off components
+    that lose their cells. With ``batch_key`` it is a conditional VAE.
 
     Parameters
     ----------
@@ -36,7 +49,13 @@ class SCVAE(BaseModel):
     prior
         ``"gaussian"`` (standard normal) or ``"mixture"`` (Gaussian mixture, GMVAE).
     n_components
-        Mixture components; default 10 for ``prior="mixture"``.
+        Mixture components (``prior="mixture"``); None lets the model find the number of clusters.
+        With ``labels_key``: at least the number of classes, the others free for unlabelled types
+        (None: one per class).
+    labels_key
+        Column of ``adata.obs`` with known cell types for some cells and missing values (NaN) for
+        the rest (``prior="mixture"``): labelled cells fix q(y|x) to their class, the others get the
+        predicted label.
     batch_key
         Column of ``adata.obs`` to condition encoder and decoder on (one-hot).
     layer
@@ -50,7 +69,8 @@ class SCVAE(BaseModel):
     dropout
         Encoder dropout rate.
     epochs
-        Training epochs; None: 400 up to 20,000 cells, fewer above (early stopping usually ends sooner).
+        Training epochs; None: 400 up to 20,000 cells, fewer above (150 with ``prior="mixture"``),
+        early stopping usually ends sooner.
     batch_size
         Cells per minibatch.
     lr
@@ -79,6 +99,7 @@ class SCVAE(BaseModel):
         likelihood: str = "zinb",
         prior: str = "gaussian",
         n_components: int | None = None,
+        labels_key: str | None = None,
         batch_key: str | None = None,
         layer: str | None = None,
         use_rep: str | None = None,
@@ -98,14 +119,16 @@ class SCVAE(BaseModel):
     ) -> None:
         check_choice("likelihood", likelihood, LIKELIHOODS)
         check_choice("prior", prior, PRIORS)
-        if prior == "mixture":
-            n_components = DEFAULT_N_COMPONENTS if n_components is None else int(n_components)
-            if n_components < 2:
-                msg = f"n_components={n_components}: a mixture prior needs at least 2 components."
-                raise ValueError(msg)
+        if prior != "mixture":
+            for name, value in (("n_components", n_components), ("labels_key", labels_key)):
+                if value is not None:
+                    msg = f"{name}={value!r} needs prior='mixture' (prior={prior!r})."
+                    raise ValueError(msg)
         elif n_components is not None:
-            msg = f"n_components={n_components} needs prior='mixture' (prior={prior!r})."
-            raise ValueError(msg)
+            if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 2:
+                msg = f"n_components={n_components}: pass an integer >= 2, or None to find the clusters."
+                raise ValueError(msg)
+            n_components = int(n_components)
         check_training_args(epochs, batch_size, lr, validation_fraction)
         super().__init__(arguments(locals()))
 
@@ -131,7 +154,91 @@ class SCVAE(BaseModel):
                 msg = f"adata.obs[{p['batch_key']!r}] has missing values; fill them (e.g. 'unknown')."
                 raise ValueError(msg)
             obs["batch"] = codes
+        if fitting and p["labels_key"] is not None:
+            obs["label"] = self._label_codes(adata)
         return CellData(source, obs)
+
+    def _label_codes(self, adata: AnnData) -> torch.Tensor:
+        """Class codes of the labelled cells (-1: unlabelled), checked for label transfer."""
+        key = self.params["labels_key"]
+        codes, categories = io.get_codes(adata, key, "labels_key")
+        used = np.unique(codes[codes >= 0])
+        if len(used) < 2:
+            what = "no labelled cells" if len(used) == 0 else f"only one class ({categories[used[0]]!r})"
+            msg = (
+                f"adata.obs[{key!r}] has {what}; label transfer needs labelled cells of at least "
+                "2 classes (missing values, NaN, mark the cells to predict)."
+            )
+            raise ValueError(msg)
+        lookup = np.full(len(categories) + 1, -1, dtype=np.int64)
+        lookup[used] = np.arange(len(used))
+        self.fitted_["labels_key_categories"] = [categories[c] for c in used]
+        n_components = self.params["n_components"]
+        if n_components is not None and n_components < len(used):
+            msg = (
+                f"n_components={n_components} is fewer than the {len(used)} classes of "
+                f"adata.obs[{key!r}]; pass n_components >= {len(used)}, or None."
+            )
+            raise ValueError(msg)
+        return torch.from_numpy(lookup[codes])
+
+    @property
+    def n_slots(self) -> int:
+        """Components the module is built with (the maximum when the model finds the clusters)."""
+        p = self.params
+        if p["prior"] != "mixture":
+            return 1
+        n_classes = len(self.fitted_.get("labels_key_categories", []))
+        if p["n_components"] is not None:
+            return p["n_components"]
+        return n_classes if n_classes else MAX_COMPONENTS
+
+    def _training_config(self, n_obs: int) -> TrainingConfig:
+        config = super()._training_config(n_obs)
+        if self.params["prior"] == "mixture":
+            if self.params["epochs"] is None:
+                config.epochs = min(config.epochs, MIXTURE_EPOCHS)
+            # the warm start is no candidate for early stopping's best weights
+            config.hold_epochs = self.warm_start_epochs(config.epochs)
+        return config
+
+    @staticmethod
+    def warm_start_epochs(epochs: int) -> int:
+        """Epochs of VAE warm start before the mixture prior takes over: a third of them."""
+        return max(1, epochs // 3) if epochs > 1 else 0
+
+    def _hooks(self, module: CountVAE, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
+        if self.params["prior"] != "mixture":
+            return {}
+        warm = self._training_config(len(data)).hold_epochs
+        cells = self.train_indices_
+        auto = self.params["n_components"] is None and "label" not in data.obs
+
+        def posterior(key: str, rows: np.ndarray) -> np.ndarray:
+            module.eval()
+            return predict(lambda b: module.encode(b["x"], b.get("batch"))[key], data, indices=rows)
+
+        def on_epoch_start(epoch: int) -> None:
+            if epoch == warm:
+                # classes start from all their labelled cells, validation cells included
+                rows = np.arange(len(data)) if "label" in data.obs else cells
+                labels = data.obs["label"].cpu().numpy() if "label" in data.obs else None
+                means, variances, weights = initial_components(
+                    posterior("z_mean", rows),
+                    n_components=module.n_components,
+                    labels=labels,
+                    n_classes=len(self.fitted_.get("labels_key_categories", [])),
+                    auto=auto,
+                    random_state=self.params["random_state"],
+                )
+                module.mixture.initialise(means, variances, weights)
+                module.mixture.active.copy_(torch.as_tensor(weights > 0))
+                module.mixture_on.fill_(True)
+            elif epoch > warm and auto:
+                usage = torch.as_tensor(posterior("y_log_probs", cells)).exp().mean(0)
+                module.mixture.prune(usage, MIN_COMPONENT_USAGE)
+
+        return {"on_epoch_start": on_epoch_start}
 
     def _build_module(self) -> CountVAE:
         p = self.params
@@ -141,7 +248,7 @@ class SCVAE(BaseModel):
             hidden=p["hidden"],
             likelihood=p["likelihood"],
             prior=p["prior"],
-            n_components=p["n_components"] or 1,
+            n_components=self.n_slots,
             n_batches=len(self.fitted_.get("batch_key_categories", [])),
             dropout=p["dropout"],
         )
@@ -152,8 +259,14 @@ class SCVAE(BaseModel):
     def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._posterior(batch)["embedding"]
 
+    @property
+    def n_clusters(self) -> int:
+        """Number of mixture components in use (the clusters), after pruning."""
+        self._check_mixture("n_clusters")
+        return int(self.module_.mixture.active.sum())
+
     def cluster_probabilities(self, adata: AnnData) -> np.ndarray:
-        """q(y|x) of each cell under the mixture prior.
+        """q(y|x) of each cell over the components in use (mixture prior).
 
         Parameters
         ----------
@@ -162,12 +275,46 @@ class SCVAE(BaseModel):
 
         Returns
         -------
-        ``(n_cells, n_components)`` probabilities; their argmax is the cluster.
+        ``(n_cells, n_clusters)`` probabilities; their argmax is the cluster.
         """
-        if self.params["prior"] != "mixture":
-            msg = "cluster_probabilities needs prior='mixture'."
+        self._check_mixture("cluster_probabilities")
+        active = self.module_.mixture.active.cpu().numpy()
+        return self._predict(adata, lambda b: self._posterior(b)["y_log_probs"].exp())[:, active]
+
+    def predict_labels(self, adata: AnnData) -> tuple[np.ndarray, np.ndarray]:
+        """Transferred labels (model fitted with ``labels_key``) and their confidence.
+
+        Parameters
+        ----------
+        adata
+            Cells with the training features.
+
+        Returns
+        -------
+        The label of each cell (the class whose component has the highest q(y|x)) and that
+        probability, max q(y|x) over the classes; it is low for cells that a free component explains.
+        """
+        self._check_mixture("predict_labels")
+        classes = self.fitted_.get("labels_key_categories")
+        if not classes:
+            msg = "predict_labels needs a model fitted with labels_key=."
             raise ValueError(msg)
-        return self._predict(adata, lambda b: self._posterior(b)["y_log_probs"].exp())
+        n_classes = len(classes)
+        proba = self._predict(adata, lambda b: self._posterior(b)["y_log_probs"][:, :n_classes].exp())
+        return np.asarray(classes, dtype=object)[proba.argmax(1)], proba.max(1)
+
+    def _check_mixture(self, what: str) -> None:
+        self._check_fitted()
+        if self.params["prior"] != "mixture":
+            msg = f"{what} needs prior='mixture'."
+            raise ValueError(msg)
+
+    def uns_record(self) -> dict[str, Any]:
+        """``{"params", "history"}`` for ``adata.uns``, and ``"n_clusters"`` for the mixture prior."""
+        record = super().uns_record()
+        if self.params["prior"] == "mixture":
+            record["n_clusters"] = self.n_clusters
+        return record
 
     def elbo(self, adata: AnnData) -> float:
         """Mean evidence lower bound per cell (nats; higher is better), one sample of z per cell.
@@ -207,7 +354,7 @@ class SCVAE(BaseModel):
         return self._predict(adata, decode_mean)
 
     def sample(self, adata: AnnData, *, random_state: int = 0) -> np.ndarray:
-        """Draw from the posterior predictive: z ~ q(z|x) (y ~ q(y|x) first for mixtures), x ~ p(x|z).
+        """Draw from the posterior predictive: z ~ q(z|x), x ~ p(x|z).
 
         Parameters
         ----------
@@ -223,9 +370,7 @@ class SCVAE(BaseModel):
 
         def draw(b: dict[str, torch.Tensor]) -> torch.Tensor:
             post = self._posterior(b)
-            component = torch.multinomial(post["y_log_probs"].exp(), 1)[:, 0]
-            cells = torch.arange(len(component), device=component.device)
-            z = reparameterize(post["z_mean"][component, cells], post["z_log_var"][component, cells])
+            z = reparameterize(post["z_mean"], post["z_log_var"])
             return sample_likelihood(self.params["likelihood"], self._decode(b, z, None))
 
         with seeded_rng(random_state, self.device):

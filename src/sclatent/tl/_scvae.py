@@ -19,6 +19,7 @@ def scvae(
     likelihood: str = "zinb",
     prior: str = "gaussian",
     n_components: int | None = None,
+    labels_key: str | None = None,
     batch_key: str | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
@@ -46,7 +47,7 @@ def scvae(
         Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods; or the path of
         an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
         outputs.
-    likelihood, prior, n_components, batch_key, layer, use_rep, n_latent, hidden, dropout
+    likelihood, prior, n_components, labels_key, batch_key, layer, use_rep, n_latent, hidden, dropout
         The model; see :class:`sclatent.models.SCVAE`.
     epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction
         Training; see :class:`sclatent.models.SCVAE`.
@@ -54,7 +55,8 @@ def scvae(
         Seed, device (``"auto"``: CUDA when available) and progress bar.
     key_added
         Key of the outputs (default ``"scvae"``): ``obsm["X_<key>"]``, ``uns[key]``, and for the
-        mixture prior ``obs["<key>_cluster"]`` and ``obsm["X_<key>_cluster_proba"]``.
+        mixture prior ``obs["<key>_cluster"]``, ``obsm["X_<key>_cluster_proba"]`` and with
+        ``labels_key`` ``obs["<key>_label"]``, ``obs["<key>_label_confidence"]``.
     copy
         Return a modified copy instead of writing into ``adata``.
 
@@ -68,7 +70,11 @@ def scvae(
         ``"params"`` (every argument as used, device, versions) and ``"history"`` (per-epoch
         ``train_loss``, ``val_loss``, ``val_elbo``, ``val_reconstruction``, ``val_kl``).
     ``adata.obs["scvae_cluster"]``, ``adata.obsm["X_scvae_cluster_proba"]``
-        Mixture prior only: argmax q(y|x) (categorical) and q(y|x).
+        Mixture prior only: argmax q(y|x) (categorical ``0..C-1`` over the ``C`` components in use,
+        recorded as ``uns["scvae"]["n_clusters"]``) and q(y|x).
+    ``adata.obs["scvae_label"]``, ``adata.obs["scvae_label_confidence"]``
+        With ``labels_key``: a label for every cell (the given one's class or the predicted one)
+        and max q(y|x) over the classes.
     """
     model = SCVAE(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
 
@@ -80,5 +86,10 @@ def scvae(
         categories = [str(k) for k in range(proba.shape[1])]
         target.obs[f"{key}_cluster"] = pd.Categorical(labels, categories=categories)
         target.obsm[f"X_{key}_cluster_proba"] = proba
+        if labels_key is not None:
+            labels, confidence = model.predict_labels(adata)
+            classes = model.fitted_["labels_key_categories"]
+            target.obs[f"{key}_label"] = pd.Categorical(labels, categories=classes)
+            target.obs[f"{key}_label_confidence"] = confidence
 
     return fit_and_write(model, adata, key_added=key_added, copy=copy, extra=extra_outputs)

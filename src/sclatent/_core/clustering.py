@@ -1,0 +1,146 @@
+"""Starting points of the GMVAE's mixture, found on the latent means of a warm-started VAE.
+
+Three cases, one function each, all array in / array out:
+
+- a fixed number of components: the k-means clusters of the standardised latent means;
+- an unknown number: the communities of the latent kNN graph (Leiden, modularity at a fixed
+  resolution), one component per community;
+- label transfer: one component per class from its labelled cells, plus free components fitted to
+  the unlabelled cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Leiden resolution on the latent kNN graph when the number of clusters is left to the model.
+AUTO_RESOLUTION = 0.25
+#: Neighbours of the latent kNN graph.
+AUTO_NEIGHBORS = 15
+
+
+def moments(latent: np.ndarray, assignment: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
+    """Means, variances and weights of the groups of a hard assignment (-1: in no group).
+
+    Parameters
+    ----------
+    latent
+        ``(n, d)`` latent means.
+    assignment
+        ``(n,)`` group of each row, in ``0..n_groups-1``, or -1.
+    n_groups
+        Number of groups; an empty one gets the moments of all rows and weight 0.
+
+    Returns
+    -------
+    ``(n_groups, d)`` means, ``(n_groups, d)`` variances and ``(n_groups,)`` weights (summing to 1).
+    """
+    counts = np.bincount(assignment[assignment >= 0], minlength=n_groups).astype(np.float64)
+    means = np.zeros((n_groups, latent.shape[1]))
+    squares = np.zeros_like(means)
+    inside = assignment >= 0
+    np.add.at(means, assignment[inside], latent[inside])
+    np.add.at(squares, assignment[inside], latent[inside] ** 2)
+    empty = counts == 0
+    means[empty], squares[empty] = latent.sum(0), (latent**2).sum(0)
+    sizes = np.where(empty, len(latent), counts)[:, None]
+    means /= sizes
+    variances = np.maximum(squares / sizes - means**2, 0.0)
+    return means, variances, counts / counts.sum()
+
+
+def fit_partition(latent: np.ndarray, n_components: int, random_state: int) -> tuple[np.ndarray, ...]:
+    """Means, variances and weights of the k-means clusters of the standardised ``latent``.
+
+    k-means (best of 10 starts) rather than EM for a Gaussian mixture: on the three labelled data
+    sets the EM fit splits large cell types into several components (ARI of the GMVAE after it:
+    0.51 / 0.78 / 0.56 on mouse bladder / PBMC / human kidney, against 0.50 / 0.76 / 0.65).
+    """
+    from sklearn.cluster import KMeans
+
+    scaled = latent / np.maximum(latent.std(0), 1e-8)
+    partition = KMeans(n_components, n_init=10, random_state=random_state).fit_predict(scaled)
+    return moments(latent, partition, n_components)
+
+
+def graph_communities(latent: np.ndarray, random_state: int) -> np.ndarray:
+    """Leiden communities of the kNN graph of ``latent``, numbered by decreasing size."""
+    import anndata as ad
+    import scanpy as sc
+
+    graph = ad.AnnData(obsm={"latent": latent.astype(np.float32)})
+    n_neighbors = min(AUTO_NEIGHBORS, latent.shape[0] - 1)
+    sc.pp.neighbors(
+        graph, n_neighbors=n_neighbors, use_rep="latent", transformer="sklearn", random_state=random_state
+    )
+    sc.tl.leiden(
+        graph,
+        resolution=AUTO_RESOLUTION,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        random_state=random_state,
+    )
+    codes = graph.obs["leiden"].cat.codes.to_numpy()
+    order = np.argsort(-np.bincount(codes), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[codes]
+
+
+def initial_components(
+    latent: np.ndarray,
+    *,
+    n_components: int,
+    labels: np.ndarray | None = None,
+    n_classes: int = 0,
+    auto: bool = False,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means, variances and weights of the ``n_components`` mixture components to start from.
+
+    Parameters
+    ----------
+    latent
+        ``(n, d)`` latent means of the training cells.
+    n_components
+        Components of the prior (with ``auto``: the most there is room for).
+    labels
+        ``(n,)`` class codes (-1: unlabelled); classes take components ``0..n_classes-1``.
+    n_classes
+        Number of label classes.
+    auto
+        Find the number of clusters from the latent kNN graph; components beyond it start with
+        zero weight (the caller switches them off).
+    random_state
+        Seed of the clustering.
+
+    Returns
+    -------
+    ``(n_components, d)`` means, ``(n_components, d)`` variances, ``(n_components,)`` weights.
+    """
+    if labels is not None:
+        means, variances, weights = moments(latent, labels, n_classes)
+        weights = weights * np.mean(labels >= 0)
+        n_free = n_components - n_classes
+        unlabelled = latent[labels < 0]
+        if n_free > 0 and len(unlabelled) > n_free:
+            free = fit_partition(unlabelled, n_free, random_state)
+            # free components start small: they take the cells that no class explains
+            means = np.vstack([means, free[0]])
+            variances = np.vstack([variances, free[1]])
+            weights = np.concatenate([weights, 0.1 * free[2] * np.mean(labels < 0)])
+        return means, variances, weights / weights.sum()
+    if not auto:
+        return fit_partition(latent, n_components, random_state)
+    communities = graph_communities(latent, random_state)
+    # the largest communities take the components; cells of any others start unassigned
+    communities = np.where(communities < n_components, communities, -1)
+    n_found = int(communities.max()) + 1
+    means, variances, weights = moments(latent, communities, n_found)
+    pad = n_components - n_found
+    return (
+        np.vstack([means, np.zeros((pad, latent.shape[1]))]),
+        np.vstack([variances, np.ones((pad, latent.shape[1]))]),
+        np.concatenate([weights, np.zeros(pad)]),
+    )
