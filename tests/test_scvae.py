@@ -292,3 +292,16 @@ def test_empty_cells_get_finite_embeddings(small_counts):
     small_counts.X = X.tocsr()
     sl.tl.scvae(small_counts, batch_size=64, **FAST)
     assert np.isfinite(small_counts.obsm["X_scvae"]).all()
+
+
+def test_mixture_model_save_load_keeps_clusters_and_labels(small_counts, tmp_path):
+    small_counts.obs["type"] = np.where(np.arange(1000) % 10 == 0, np.arange(1000) % 3, np.nan)
+    model = sl.models.SCVAE(prior="mixture", labels_key="type", batch_size=64, **FAST).fit(small_counts)
+    model.save(tmp_path / "gm.pt")
+    loaded = sl.models.load(tmp_path / "gm.pt")
+    assert loaded.n_clusters == model.n_clusters == 3
+    np.testing.assert_allclose(
+        loaded.cluster_probabilities(small_counts), model.cluster_probabilities(small_counts), rtol=1e-5
+    )
+    labels, confidence = loaded.predict_labels(small_counts)
+    assert set(labels) <= {"0.0", "1.0", "2.0"} and ((confidence > 0) & (confidence <= 1)).all()

@@ -119,16 +119,7 @@ class SCVAE(BaseModel):
     ) -> None:
         check_choice("likelihood", likelihood, LIKELIHOODS)
         check_choice("prior", prior, PRIORS)
-        if prior != "mixture":
-            for name, value in (("n_components", n_components), ("labels_key", labels_key)):
-                if value is not None:
-                    msg = f"{name}={value!r} needs prior='mixture' (prior={prior!r})."
-                    raise ValueError(msg)
-        elif n_components is not None:
-            if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 2:
-                msg = f"n_components={n_components}: pass an integer >= 2, or None to find the clusters."
-                raise ValueError(msg)
-            n_components = int(n_components)
+        n_components = _check_mixture_args(prior, n_components, labels_key)
         check_training_args(epochs, batch_size, lr, validation_fraction)
         super().__init__(arguments(locals()))
 
@@ -384,3 +375,19 @@ class SCVAE(BaseModel):
             log_library = torch.full_like(log_library, float(np.log(library_size)))
         params = self.module_.decode(z, log_library, batch.get("batch"))
         return {k: v.expand_as(params.get("log_mu", params.get("mean"))) for k, v in params.items()}
+
+
+def _check_mixture_args(prior: str, n_components: int | None, labels_key: str | None) -> int | None:
+    """``n_components`` as an int (or None), after checking the mixture-only arguments."""
+    if prior != "mixture":
+        for name, value in (("n_components", n_components), ("labels_key", labels_key)):
+            if value is not None:
+                msg = f"{name}={value!r} needs prior='mixture' (prior={prior!r})."
+                raise ValueError(msg)
+        return None
+    if n_components is None:
+        return None
+    if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 2:
+        msg = f"n_components={n_components}: pass an integer >= 2, or None to find the clusters."
+        raise ValueError(msg)
+    return int(n_components)
