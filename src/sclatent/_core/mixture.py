@@ -32,6 +32,12 @@ def gaussian_entropy(log_var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (_LOG_2PI + 1.0 + log_var).sum(-1)
 
 
+def label_log_prob(log_q_y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``log q(label|x)`` of each cell with a known label (``labels >= 0``), 0 for the others."""
+    picked = log_q_y.gather(1, labels.clamp_min(0)[:, None])[:, 0]
+    return torch.where(labels >= 0, picked, torch.zeros_like(picked))
+
+
 class GaussianMixturePrior(nn.Module):
     """p(y) p(z|y) with learnt weights, means and floored variances, and its exact KL terms.
 
@@ -100,10 +106,8 @@ class GaussianMixturePrior(nn.Module):
         log_q_y = F.log_softmax(scores, dim=-1)
         kl = -gaussian_entropy(log_var) - torch.logsumexp(scores, dim=-1)
         if labels is not None:
-            known = labels >= 0
             # fixing q(y|x) to the label costs exactly -log q(label|x) more than the optimum
-            picked = log_q_y.gather(1, labels.clamp_min(0)[:, None])[:, 0]
-            kl = kl - torch.where(known, picked, torch.zeros_like(picked))
+            kl = kl - label_log_prob(log_q_y, labels)
         return kl, log_q_y
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ from torch import nn
 
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
 from .losses import kl_normal
-from .mixture import GaussianMixturePrior
+from .mixture import GaussianMixturePrior, label_log_prob
 from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
 from .options import check_choice
 
@@ -126,9 +126,7 @@ class CountVAE(nn.Module):
             labels = batch.get("label")
             kl, log_q_y = self.mixture.kl(mean, log_var, labels)
             if labels is not None:
-                known = labels >= 0
-                picked = log_q_y.gather(1, labels.clamp_min(0)[:, None])[:, 0]
-                loss_extra = -CLASSIFICATION_WEIGHT * torch.where(known, picked, torch.zeros_like(picked))
+                loss_extra = -CLASSIFICATION_WEIGHT * label_log_prob(log_q_y, labels)
         else:
             kl = kl_normal(mean, log_var)
         return {
