@@ -68,7 +68,7 @@ def test_tl_writes_into_a_backed_anndata_and_checks_counts(backed, small_blocks)
 
 
 def test_settings_are_validated():
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match=r"disk_block_rows=0: expected an integer >= 1"):
         sl.settings.disk_block_rows = 0
 
 

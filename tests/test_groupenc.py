@@ -104,7 +104,7 @@ def test_tl_groupenc_computes_pcs_when_missing(bladder_counts, caplog):
     ("kwargs", "match"),
     [
         ({"gamma": 2}, "gamma=2"),
-        ({"gamma": 600}, "at most batch_size=512"),
+        ({"gamma": 600}, "larger than batch_size=512"),
         ({"gamma": 4.5}, "gamma=4.5"),
         ({"kl_weight": -1.0}, "kl_weight"),
     ],

@@ -96,7 +96,7 @@ def test_finite_where_naive_exp_then_log_underflows(likelihood):
 
 
 def test_unknown_likelihood_is_named():
-    with pytest.raises(ValueError, match="unknown; choose one of poisson, nb, zip, zinb, gaussian"):
+    with pytest.raises(ValueError, match="expected one of 'poisson', 'nb', 'zip', 'zinb', 'gaussian'"):
         lk.log_prob("binomial", torch.zeros(1), {})
 
 

@@ -154,3 +154,43 @@ def test_gpu_matches_cpu():
     cpu = rnx_curves(high.astype(np.float32), [low.astype(np.float32)], device="cpu")[0]
     gpu = rnx_curves(high.astype(np.float32), [low.astype(np.float32)], device="cuda")[0]
     np.testing.assert_array_equal(gpu.rnx, cpu.rnx)
+
+
+def with_duplicates(n: int, dim: int, n_duplicates: int, seed: int) -> np.ndarray:
+    """Gaussian float64 points of which ``n_duplicates`` repeat others exactly (as cells of equal counts)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)) * rng.uniform(0.1, 10, dim)
+    copies = rng.choice(n, 2 * n_duplicates, replace=False)
+    x[copies[:n_duplicates]] = x[copies[n_duplicates:]]
+    return x
+
+
+@pytest.mark.parametrize("low_dim", [2, 30])
+def test_exact_on_duplicated_float64_rows_equals_brute_force(low_dim):
+    high = with_duplicates(1200, 50, 40, seed=3)  # 50-d: distances from matrix products
+    projection = np.random.default_rng(4).normal(size=(50, low_dim))
+    low = high @ projection  # duplicates stay duplicates in the embedding
+    expected = brute_force_rnx(high, low)
+    result = rnx_curves(high, [low], chunk_bytes=1 << 22)[0]
+    np.testing.assert_allclose(result.rnx, expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))],
+)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_duplicates_get_equal_distances(dtype, device, sparse):
+    from sclatent._core.rnx import _Space
+
+    x = with_duplicates(300, 40, 20, seed=5).astype(dtype)
+    x[x < 0] = 0  # sparse-looking
+    matrix = sp.csr_matrix(x) if sparse else x
+    d = _Space(matrix, torch.device(device)).sq_dists(torch.arange(300, device=device)).cpu().numpy()
+    _, first = np.unique(x, axis=0, return_inverse=True)
+    same = first.ravel()[:, None] == first.ravel()[None, :]
+    assert same.sum() > 300  # there are duplicates
+    assert (d[same] == 0).all()
+    for a, b in zip(*np.nonzero(same & ~np.eye(300, dtype=bool)), strict=True):
+        np.testing.assert_array_equal(d[:, a], d[:, b])

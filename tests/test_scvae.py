@@ -265,13 +265,13 @@ def test_bad_input_is_named_and_leaves_adata_untouched(small_counts, case):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"likelihood": "binomial"}, "likelihood='binomial' is unknown"),
-        ({"prior": "vamp"}, "prior='vamp' is unknown"),
+        ({"likelihood": "binomial"}, "likelihood='binomial': expected one of 'poisson'"),
+        ({"prior": "vamp"}, "prior='vamp': expected one of"),
         ({"n_components": 5}, "needs prior='mixture'"),
         ({"labels_key": "cell_type"}, "needs prior='mixture'"),
         ({"prior": "mixture", "n_components": 1}, "integer >= 2"),
         ({"prior": "mixture", "n_components": 2.7}, "integer >= 2"),
-        ({"epochs": 0}, "positive number of epochs"),
+        ({"epochs": 0}, "epochs=0: expected an integer >= 1, or None"),
     ],
 )
 def test_bad_arguments(small_counts, kwargs, message):

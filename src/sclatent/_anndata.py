@@ -5,7 +5,8 @@ Everything here only reads the AnnData; nothing writes to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,32 @@ Matrix = np.ndarray | sp.csr_matrix | sp.csc_matrix
 
 #: Entries checked at a time, so that validation never copies a whole large matrix.
 _CHUNK = 1 << 24
+
+
+class MissingKeyError(KeyError, ValueError):
+    """A key the user named is absent from the AnnData (a KeyError, and a ValueError as bad input)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def check_anndata(adata: object, *, path_allowed: bool = False) -> None:
+    """Raise a TypeError unless ``adata`` is an AnnData (or, with ``path_allowed``, a file path)."""
+    if isinstance(adata, AnnData) or (path_allowed and isinstance(adata, str | os.PathLike)):
+        return
+    expected = "an AnnData" + (" or the path of an .h5ad file / .zarr store" if path_allowed else "")
+    msg = f"adata: expected {expected}, got {type(adata).__name__}."
+    raise TypeError(msg)
+
+
+def check_results_key(adata: AnnData, key: str) -> None:
+    """Raise unless ``adata.uns[key]`` is absent or a dict that results can be added to."""
+    if key in adata.uns and not isinstance(adata.uns[key], Mapping):
+        msg = (
+            f"adata.uns[{key!r}] holds a {type(adata.uns[key]).__name__}, not a dict of results; "
+            "pass another key_added or delete that entry."
+        )
+        raise ValueError(msg)
 
 
 def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None = None) -> Matrix:
@@ -45,7 +72,7 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
                 f"use_rep={use_rep!r} is not in adata.obsm (keys: {_keys(adata.obsm)}); "
                 "compute it first (e.g. sc.pp.pca for 'X_pca') or pass another key."
             )
-            raise KeyError(msg)
+            raise MissingKeyError(msg)
         matrix = adata.obsm[use_rep]
         if isinstance(matrix, pd.DataFrame):
             matrix = matrix.to_numpy()
@@ -55,7 +82,7 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
                 f"layer={layer!r} is not in adata.layers (keys: {_keys(adata.layers)}); "
                 "pass one of those, or layer=None for adata.X."
             )
-            raise KeyError(msg)
+            raise MissingKeyError(msg)
         matrix = adata.layers[layer]
     else:
         matrix = adata.X
@@ -73,6 +100,12 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
     if len(matrix.shape) != 2 or matrix.shape[0] != adata.n_obs:
         msg = f"{what} has shape {matrix.shape}; expected {adata.n_obs} rows, one per cell."
         raise ValueError(msg)
+    if 0 in matrix.shape:
+        msg = (
+            f"{what} has shape {matrix.shape}: no {'cells' if matrix.shape[0] == 0 else 'features'}. "
+            "Pass an AnnData with cells and genes (check earlier filtering)."
+        )
+        raise ValueError(msg)
     if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
         msg = f"{what} has dtype {matrix.dtype}; a real-valued numeric matrix is needed."
         raise TypeError(msg)
@@ -87,7 +120,7 @@ def resolve_basis(adata: AnnData, basis: str) -> str:
             f"basis={basis!r} is not in adata.obsm (keys: {_keys(adata.obsm)}); compute the "
             "embedding first (e.g. sc.tl.umap, sl.tl.groupenc) or pass one of those keys."
         )
-        raise KeyError(msg)
+        raise MissingKeyError(msg)
     return key
 
 
@@ -169,8 +202,18 @@ def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list
     """
     if key not in adata.obs:
         msg = f"{argument}={key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
-        raise KeyError(msg)
+        raise MissingKeyError(msg)
     column = adata.obs[key]
+    if pd.api.types.is_float_dtype(column.dtype):
+        values = column.to_numpy()
+        values = values[np.isfinite(values)]
+        if (values != np.round(values)).any():
+            msg = (
+                f"{argument}={key!r}: adata.obs[{key!r}] holds continuous numbers (e.g. "
+                f"{values[values != np.round(values)][0]:g}), not categories; pass a column of cell "
+                f"types or batches (convert codes with adata.obs[{key!r}].astype('category'))."
+            )
+            raise TypeError(msg)
     categorical = column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
     return categorical.cat.codes.to_numpy().astype(np.int64), [str(c) for c in categorical.cat.categories]
 

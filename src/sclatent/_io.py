@@ -1,11 +1,22 @@
-"""Opening an AnnData whose matrix stays on disk."""
+"""Files: reading AnnData (also with the matrix left on disk), checking paths, writing atomically.
+
+Every file sclatent writes (an output AnnData, a figure, a saved model) is written beside its
+destination under a temporary name and renamed over it only once complete, so a failed write (disk
+full, interrupted) leaves the input and any previous output byte for byte as they were.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
+
+#: Suffixes of the AnnData files sclatent reads and writes.
+ANNDATA_SUFFIXES = (".h5ad", ".zarr")
 
 
 def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:
@@ -38,3 +49,147 @@ def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:
     x = store["X"]
     matrix = ad.io.sparse_dataset(x) if isinstance(x, zarr.Group) else x
     return ad.AnnData(X=matrix, **elements)
+
+
+def read_anndata(path: str | os.PathLike[str], *, backed: bool = False) -> ad.AnnData:
+    """Read an ``.h5ad`` file or ``.zarr`` store, into memory or (``backed``) with ``.X`` on disk.
+
+    Parameters
+    ----------
+    path
+        The file or store.
+    backed
+        Leave the matrix on disk (:func:`read_backed`).
+
+    Returns
+    -------
+    The AnnData.
+    """
+    path = check_input_file(path, "input", directory=str(path).rstrip("/").endswith(".zarr"))
+    try:
+        if backed:
+            return read_backed(path)
+        return ad.read_zarr(path) if path.suffix == ".zarr" else ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        msg = (
+            f"{os.fspath(path)!r} is not a readable AnnData file (.h5ad or .zarr): "
+            f"{type(err).__name__}: {str(err)[:200]}"
+        )
+        raise ValueError(msg) from err
+
+
+def write_anndata(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
+    """Write ``adata`` to an ``.h5ad`` file or ``.zarr`` store atomically (see the module docstring).
+
+    Parameters
+    ----------
+    adata
+        The data, in memory or backed (its matrix is then copied from its own file, which is only
+        read).
+    path
+        The destination, replaced when it exists.
+    """
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        if path.suffix == ".zarr":
+            adata.write_zarr(temporary)
+        else:
+            adata.write_h5ad(temporary)
+
+
+def check_input_file(path: str | os.PathLike[str], argument: str, *, directory: bool = False) -> Path:
+    """``path`` as a Path, checked to exist (and to be a file unless ``directory``)."""
+    if not isinstance(path, str | os.PathLike):
+        msg = f"{argument}={path!r}: expected a file path (str or os.PathLike)."
+        raise TypeError(msg)
+    path = Path(path)
+    if not path.exists():
+        msg = f"{argument} {os.fspath(path)!r} does not exist."
+        raise FileNotFoundError(msg)
+    if path.is_dir() and not directory:
+        msg = f"{argument} {os.fspath(path)!r} is a directory; pass a file."
+        raise IsADirectoryError(msg)
+    return path
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    argument: str,
+    *,
+    suffixes: Sequence[str] = (),
+    overwrite: bool = True,
+) -> Path:
+    """``path`` as a Path, checked before any work: a known suffix, an existing writable directory.
+
+    Parameters
+    ----------
+    path
+        The destination.
+    argument
+        Its name, for the messages.
+    suffixes
+        Allowed suffixes (empty: any).
+    overwrite
+        Whether an existing file may be replaced.
+
+    Returns
+    -------
+    The path.
+    """
+    if not isinstance(path, str | os.PathLike):
+        msg = f"{argument}={path!r}: expected a file path (str or os.PathLike)."
+        raise TypeError(msg)
+    text = os.fspath(path)
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        msg = f"{argument} {text!r} has an unknown suffix; name it *{' or *'.join(suffixes)}."
+        raise ValueError(msg)
+    is_store = path.suffix == ".zarr"
+    if not is_store and (text.endswith(os.sep) or path.is_dir()):
+        msg = f"{argument} {text!r} is a directory; pass a file name inside it (e.g. model.pt)."
+        raise IsADirectoryError(msg)
+    parent = path.parent
+    if not parent.is_dir():
+        msg = f"{argument} {text!r}: the directory {os.fspath(parent)!r} does not exist; create it first."
+        raise FileNotFoundError(msg)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        msg = f"{argument} {text!r}: the directory {os.fspath(parent)!r} is not writable."
+        raise PermissionError(msg)
+    if path.exists() and not overwrite:
+        msg = f"{argument} {text!r} exists; pass overwrite=True to replace it."
+        raise FileExistsError(msg)
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block succeeds.
+
+    On any error (or interruption) the temporary file is removed and ``path`` is left untouched. A
+    directory (a ``.zarr`` store) replacing another is swapped in with two renames.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    _remove(temporary)
+    try:
+        yield temporary
+        if temporary.is_dir() and path.exists():
+            previous = path.with_name(f".{path.stem}.{os.getpid()}.old{path.suffix}")
+            os.replace(path, previous)
+            try:
+                os.replace(temporary, path)
+            except BaseException:
+                os.replace(previous, path)
+                raise
+            _remove(previous)
+        else:
+            os.replace(temporary, path)
+    finally:
+        _remove(temporary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._core import disk
+from ._core import disk, distributed
+from ._core.validation import Integer, Real
 
 
 class Settings:
@@ -15,6 +16,10 @@ class Settings:
     disk_buffer_blocks
         Blocks of a backed matrix held in memory at a time; training shuffles cells within this
         buffer (default 8, so about 65,000 cells).
+    distributed_timeout
+        Seconds a process of a torch.distributed run waits for the others, at start-up and at each
+        step, before stopping with an error (default 120; the environment variable
+        ``SCLATENT_DISTRIBUTED_TIMEOUT`` overrides it, e.g. for the command line).
     """
 
     @property
@@ -33,17 +38,24 @@ class Settings:
     def disk_buffer_blocks(self, value: int) -> None:
         disk.DEFAULTS["buffer_blocks"] = _positive("disk_buffer_blocks", value)
 
+    @property
+    def distributed_timeout(self) -> float:
+        return distributed.timeout_seconds()
+
+    @distributed_timeout.setter
+    def distributed_timeout(self, value: float) -> None:
+        check = Real(low=0, low_open=True)
+        distributed.DEFAULTS["timeout_s"] = check("sl.settings.distributed_timeout", value)
+
     def __repr__(self) -> str:
         return (
-            f"Settings(disk_block_rows={self.disk_block_rows}, disk_buffer_blocks={self.disk_buffer_blocks})"
+            f"Settings(disk_block_rows={self.disk_block_rows}, disk_buffer_blocks={self.disk_buffer_blocks}, "
+            f"distributed_timeout={self.distributed_timeout:g})"
         )
 
 
 def _positive(name: str, value: int) -> int:
-    if int(value) != value or value < 1:
-        msg = f"sl.settings.{name}={value!r}: pass a positive integer."
-        raise ValueError(msg)
-    return int(value)
+    return Integer(minimum=1)(f"sl.settings.{name}", value)
 
 
 settings = Settings()

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ._core.validation import Integer
+
 USAGE_ERROR = 2
+#: Exit code after Ctrl-C, as shells report SIGINT.
+INTERRUPTED = 130
+#: Suffixes of the figures ``--plot`` writes.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Arguments of the tl functions that the command line sets itself.
 _FIXED = {"adata", "copy"}
 #: Options of the command line that are not arguments of the tool.
@@ -117,26 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str, backed: bool = False):
-    import anndata as ad
-
-    from ._io import read_backed
-
-    if not Path(path).exists():
-        msg = f"input {path!r} does not exist"
-        raise FileNotFoundError(msg)
-    if backed:
-        return read_backed(path)
-    return ad.read_zarr(path) if path.rstrip("/").endswith(".zarr") else ad.read_h5ad(path)
-
-
-def _write(adata, path: str) -> None:
-    if path.rstrip("/").endswith(".zarr"):
-        adata.write_zarr(path)
-    else:
-        adata.write_h5ad(path)
-
-
 def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     """Run the tool of parsed ``args``: read, compute, then write (nothing written on failure).
 
@@ -152,14 +138,19 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     import torch.distributed as dist
 
     from ._core.distributed import init_from_env, rank_and_size
+    from ._io import ANNDATA_SUFFIXES, check_output_file, read_anndata
 
     # several values arrive as lists; the tools take tuples of scalars
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k not in _CLI_ONLY}
+    # outputs are checked before any work, so that a wrong path does not cost a whole run
+    check_output_file(args.output, "OUT", suffixes=ANNDATA_SUFFIXES)
+    if getattr(args, "plot", None):
+        check_output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
     if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(Integer(minimum=1)("--threads", args.threads))
     distributed = init_from_env()  # under torchrun: one process per shard of cells
     try:
-        adata = _read(args.input, args.backed)
+        adata = read_anndata(args.input, backed=args.backed)
         _tools()[args.command][0](adata, **options)
         if rank_and_size()[0] == 0:
             _save(adata, args, decimals)
@@ -169,7 +160,14 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
 
 
 def _save(adata, args: argparse.Namespace, decimals: int | None) -> None:
-    """Write the outputs (rank 0 only in a data-parallel run)."""
+    """Write the outputs (rank 0 only in a data-parallel run), each atomically."""
+    from ._io import atomic_path, write_anndata
+
+    if decimals is not None:
+        for key, value in adata.obsm.items():
+            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                adata.obsm[key] = value.round(decimals)
+    write_anndata(adata, args.output)
     if getattr(args, "plot", None):
         import matplotlib
 
@@ -177,12 +175,8 @@ def _save(adata, args: argparse.Namespace, decimals: int | None) -> None:
         from . import pl
 
         fig = pl.rnx(adata, args.basis, key=args.key_added or "rnx", return_fig=True)
-        fig.savefig(args.plot, dpi=120, bbox_inches="tight")
-    if decimals is not None:
-        for key, value in adata.obsm.items():
-            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
-                adata.obsm[key] = value.round(decimals)
-    _write(adata, args.output)
+        with atomic_path(args.plot) as temporary:
+            fig.savefig(temporary, dpi=120, bbox_inches="tight")
 
 
 def pipeline_step(
@@ -238,10 +232,16 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out, epochs=args.epochs, groupenc_epochs=args.groupenc_epochs, device=args.device)
         return 0
+    from ._core.distributed import DistributedSetupError
+    from ._core.training import TrainingDivergedError
+
     try:
         run(args)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, OSError) as err:
+    except (KeyError, ValueError, TypeError, OSError, TrainingDivergedError, DistributedSetupError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"sclatent {args.command}: error: {message}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"sclatent {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return INTERRUPTED
     return 0

@@ -17,8 +17,40 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-#: How long a rank waits for the others before failing, so that one crashed rank stops the rest.
-TIMEOUT = timedelta(minutes=10)
+#: Seconds a rank waits for the others, at start-up and at every step, before failing: a missing or
+#: crashed peer stops the rest with an error instead of a hang (``sl.settings.distributed_timeout``;
+#: the environment variable ``SCLATENT_DISTRIBUTED_TIMEOUT`` sets the default, e.g. for the CLI).
+DEFAULTS = {"timeout_s": 120.0}
+
+
+class DistributedSetupError(RuntimeError):
+    """The environment describes a process group this process cannot join."""
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        msg = f"{name}={text!r} is not an integer (torchrun sets it; unset it to run alone)."
+        raise DistributedSetupError(msg) from None
+
+
+def timeout_seconds() -> float:
+    """The wait for other ranks: the setting, or ``SCLATENT_DISTRIBUTED_TIMEOUT`` when set."""
+    text = os.environ.get("SCLATENT_DISTRIBUTED_TIMEOUT")
+    if text is None:
+        return DEFAULTS["timeout_s"]
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        msg = f"SCLATENT_DISTRIBUTED_TIMEOUT={text!r}: pass a positive number of seconds."
+        raise DistributedSetupError(msg)
+    return value
 
 
 def rank_and_size() -> tuple[int, int]:
@@ -31,16 +63,45 @@ def rank_and_size() -> tuple[int, int]:
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment (``WORLD_SIZE`` > 1).
 
+    ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` are checked before any rendezvous;
+    a peer that does not arrive within :func:`timeout_seconds` gives a :class:`DistributedSetupError`.
     Uses NCCL when CUDA is available and gloo otherwise. Returns whether a group is active.
     """
     if dist.is_initialized():
         return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    world_size = _env_int("WORLD_SIZE", 1)
+    if world_size < 1:
+        msg = f"WORLD_SIZE={world_size} in the environment: the number of processes must be >= 1."
+        raise DistributedSetupError(msg)
+    if world_size == 1:
         return False
+    rank = _env_int("RANK", None)
+    if rank is None or not 0 <= rank < world_size:
+        msg = (
+            f"WORLD_SIZE={world_size} but RANK={os.environ.get('RANK')}: each process needs a RANK "
+            f"in 0..{world_size - 1}. Launch with torchrun, which sets both."
+        )
+        raise DistributedSetupError(msg)
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        msg = f"WORLD_SIZE={world_size} but {' and '.join(missing)} unset; launch with torchrun."
+        raise DistributedSetupError(msg)
+    address = f"{os.environ['MASTER_ADDR']}:{_env_int('MASTER_PORT', None)}"
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend, timeout=TIMEOUT)
+        torch.cuda.set_device(_env_int("LOCAL_RANK", 0) % torch.cuda.device_count())
+    timeout = timeout_seconds()
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    except (RuntimeError, ValueError, OSError) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        msg = (
+            f"Process {rank} of {world_size} could not join the process group at {address} within "
+            f"{timeout:g} s ({first_line}). Start all {world_size} processes (torchrun --nproc-per-node "
+            f"{world_size} ...), check that MASTER_ADDR is reachable, or raise the wait with "
+            "sl.settings.distributed_timeout / SCLATENT_DISTRIBUTED_TIMEOUT."
+        )
+        raise DistributedSetupError(msg) from err
     return True
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .options import check_choice
+from .validation import check_choice
 
 #: The count likelihoods and whether each has an inverse dispersion and a zero-inflation part.
 COUNT_LIKELIHOODS = {

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
-from .options import check_choice
+from .validation import check_choice
 
 
 class MLP(nn.Module):

@@ -62,7 +62,16 @@ class _Space:
     """One space (reference or embedding) on a device, giving squared distances from rows to all cells."""
 
     def __init__(self, matrix: np.ndarray | sp.spmatrix | sp.sparray, device: torch.device) -> None:
+        self.n, self.dim = matrix.shape
         self.sparse = sp.issparse(matrix)
+        # Matrix products give identical points tiny, unequal distances (rounding noise that would
+        # break ties); so distances are computed between distinct points only and copied to the
+        # duplicates, which then tie exactly and are ranked by index.
+        self.inverse = None
+        if self.sparse or self.dim > _DIRECT_MAX_DIM:
+            distinct, inverse = _distinct_rows(matrix)
+            if distinct is not None:
+                matrix, self.inverse = distinct, torch.as_tensor(inverse).to(device)
         if self.sparse:
             csr = sp.csr_matrix(matrix, dtype=np.float32)
             self.csr = csr
@@ -84,16 +93,24 @@ class _Space:
             self.x = x - x.mean(0).round()
             self.sq_norms = (self.x * self.x).sum(1)
         self.dtype = self.sq_norms.dtype
-        self.n, self.dim = matrix.shape
 
     def sq_dists(self, rows: torch.Tensor) -> torch.Tensor:
         """``(len(rows), N)`` squared Euclidean distances, non-negative."""
+        if self.inverse is None:
+            return self._sq_dists(rows)
+        points = self.inverse[rows]
+        out = self._sq_dists(points)
+        out[torch.arange(len(rows), device=out.device), points] = 0.0  # self and duplicates
+        return out[:, self.inverse]
+
+    def _sq_dists(self, rows: torch.Tensor) -> torch.Tensor:
+        """Squared distances from ``rows`` to every stored point."""
         if self.sparse:
             chunk = torch.as_tensor(self.csr[rows.cpu().numpy()].toarray()).to(self.x.device)
             cross = (self.x @ chunk.T).T
         elif self.dim <= _DIRECT_MAX_DIM:
             a = self.x[rows]
-            out = torch.zeros(len(rows), self.n, dtype=self.dtype, device=a.device)
+            out = torch.zeros(len(rows), len(self.x), dtype=self.dtype, device=a.device)
             for k in range(self.dim):
                 out.add_((a[:, k, None] - self.x[:, k]).square_())
             return out
@@ -101,6 +118,33 @@ class _Space:
             cross = self.x[rows] @ self.x.T
         out = self.sq_norms[rows, None] + self.sq_norms[None, :] - 2 * cross
         return out.clamp_min_(0).abs_()  # abs turns -0.0 into +0.0 for the bit-level keys
+
+
+def _distinct_rows(
+    matrix: np.ndarray | sp.spmatrix | sp.sparray,
+) -> tuple[np.ndarray | sp.csr_matrix | None, np.ndarray | None]:
+    """The distinct rows of ``matrix`` and each row's index among them; ``(None, None)`` if all differ."""
+    if sp.issparse(matrix):
+        csr = sp.csr_matrix(matrix, copy=True)
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
+        csr.data += 0.0  # -0.0 and 0.0 are the same coordinate
+        keys = [
+            (csr.indices[a:b].tobytes(), csr.data[a:b].tobytes())
+            for a, b in zip(csr.indptr[:-1], csr.indptr[1:], strict=True)
+        ]
+        first: dict[tuple[bytes, bytes], int] = {}
+        inverse = np.array([first.setdefault(key, len(first)) for key in keys], dtype=np.int64)
+        if len(first) == csr.shape[0]:
+            return None, None
+        _, representatives = np.unique(inverse, return_index=True)
+        return csr[representatives], inverse
+    array = np.ascontiguousarray(matrix) + 0  # -0.0 -> 0.0
+    rows = array.view(np.dtype((np.void, array.dtype.itemsize * array.shape[1]))).ravel()
+    _, representatives, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    if len(representatives) == len(array):
+        return None, None
+    return array[representatives], inverse.ravel().astype(np.int64)
 
 
 def neighbour_order(sq_dists: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

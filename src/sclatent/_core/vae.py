@@ -11,7 +11,7 @@ from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
 from .losses import kl_normal
 from .mixture import GaussianMixturePrior, label_log_prob
 from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
-from .options import check_choice
+from .validation import check_choice
 
 PRIORS = ("gaussian", "mixture")
 #: Weight of -log q(label|x) on labelled cells, on top of the ELBO (which already holds it once).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,9 +13,9 @@ from torch import nn
 
 from .. import _anndata as io
 from .._core.data import CellData, row_source
-from .._core.options import check_choice
 from .._core.sampling import LOSSES, MODES, SamplingAutoencoder, draw_targets
-from ._base import BaseModel, arguments, check_training_args
+from .._core.validation import Check, Choice, Real
+from ._base import BaseModel, arguments
 
 logger = logging.getLogger("sclatent")
 
@@ -76,6 +76,12 @@ class SamplingAE(BaseModel):
 
     tool = "ae_sampling"
 
+    checks: ClassVar[dict[str, Check]] = {
+        "mode": Choice(MODES),
+        "loss": Choice(LOSSES),
+        "p": Real(low=0, high=1),
+    }
+
     def __init__(
         self,
         *,
@@ -98,19 +104,16 @@ class SamplingAE(BaseModel):
         device: str = "auto",
         progress: bool = True,
     ) -> None:
-        check_choice("mode", mode, MODES)
-        check_choice("loss", loss, LOSSES)
-        check_training_args(epochs, batch_size, lr, validation_fraction)
-        if not 0 <= p <= 1:
-            msg = f"p={p}: the probability of a drawn target must lie in [0, 1]."
-            raise ValueError(msg)
-        if mode == "icrst" and labels_key is None:
+        super().__init__(arguments(locals()))
+
+    def _check_params(self, params: dict[str, Any]) -> None:
+        if params["mode"] == "icrst" and params["labels_key"] is None:
             msg = "mode='icrst' draws targets from the cell's own class: pass labels_key (an obs column)."
             raise ValueError(msg)
-        if mode != "icrst" and labels_key is not None:
-            logger.warning("ae_sampling: labels_key=%r is ignored with mode=%r.", labels_key, mode)
-            labels_key = None
-        super().__init__(arguments(locals()))
+        if params["mode"] != "icrst" and params["labels_key"] is not None:
+            ignored = params["labels_key"], params["mode"]
+            logger.warning("ae_sampling: labels_key=%r is ignored with mode=%r.", *ignored)
+            params["labels_key"] = None
 
     def _cell_data(self, adata: AnnData, device: torch.device, *, fitting: bool) -> CellData:
         p = self.params

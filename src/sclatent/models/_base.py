@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import os
 from abc import ABC, abstractmethod
@@ -16,6 +17,8 @@ from .. import _anndata as io
 from .._core.data import CellData
 from .._core.device import resolve_device, seed_everything
 from .._core.training import TrainingConfig, predict, train
+from .._core.validation import TRAINING, Check, check_arguments, check_training_combination, resolve_seed
+from .._io import atomic_path, check_input_file, check_output_file
 
 _FORMAT = "sclatent-model"
 _REGISTRY: dict[str, type[BaseModel]] = {}
@@ -35,7 +38,14 @@ class BaseModel(ABC):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
 
+    #: Checks of the constructor's arguments beyond the shared training ones.
+    checks: ClassVar[dict[str, Check]] = {}
+
     def __init__(self, params: dict[str, Any]) -> None:
+        params = check_arguments(params, TRAINING | self.checks)
+        check_training_combination(params)
+        self._check_params(params)
+        # plain Python values only (lists, not tuples), so that save, load and h5ad can store them
         self.params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         self.fitted_: dict[str, Any] = {}
         self.history_: dict[str, list[float]] = {}
@@ -45,6 +55,9 @@ class BaseModel(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         state = "fitted" if self.module_ is not None else "not fitted"
         return f"{type(self).__name__}({args}) [{state}]"
+
+    def _check_params(self, params: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Combinations of the model's own arguments that cannot work; raise naming the fix."""
 
     # --- input helpers --------------------------------------------------------------------------
     def _input_matrix(self, adata: AnnData, *, fitting: bool) -> tuple[io.Matrix, str]:
@@ -137,9 +150,18 @@ class BaseModel(ABC):
         The fitted model.
         """
         adata = _open(adata)
+        # train a copy and take over its state only when training succeeded, so that an error or an
+        # interrupted refit (Ctrl-C) leaves this model as it was
+        staged = copy.copy(self)
+        staged._fit(adata)
+        self.__dict__.update(staged.__dict__)
+        return self
+
+    def _fit(self, adata: AnnData) -> None:
         device = resolve_device(self.params["device"])
-        rng = seed_everything(self.params["random_state"])
-        self.fitted_ = {}
+        self.fitted_ = {"random_state": resolve_seed(self.params["random_state"])}
+        self.history_, self.module_ = {}, None
+        rng = seed_everything(self.seed)
         data = self._cell_data(adata, device, fitting=True)
         module = self._build_module().to(device)
         n_val = round(adata.n_obs * self.params["validation_fraction"])
@@ -155,7 +177,11 @@ class BaseModel(ABC):
         self.module_ = module
         self.fitted_["device"] = str(device)
         self.fitted_["epochs"] = config.epochs
-        return self
+
+    @property
+    def seed(self) -> int:
+        """The seed of the last fit: ``random_state``, or the fresh seed drawn for ``random_state=None``."""
+        return self.fitted_.get("random_state", self.params["random_state"])
 
     def _hooks(self, module: nn.Module, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
         """Extra keyword arguments of :func:`~sclatent._core.training.train` for ``module``."""
@@ -188,28 +214,33 @@ class BaseModel(ABC):
             raise RuntimeError(msg)
 
     # --- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write the fitted model (parameters, weights, history) to one file.
+
+        The file is written beside its destination under a temporary name, then renamed into place,
+        so a failed write leaves any previous file intact.
 
         Parameters
         ----------
         path
             Destination file, conventionally ``*.pt``.
+        overwrite
+            Replace an existing file.
         """
         self._check_fitted()
+        path = check_output_file(path, "path", overwrite=overwrite)
         state = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
-        torch.save(
-            {
-                "format": _FORMAT,
-                "class": type(self).__name__,
-                "params": self.params,
-                "fitted": self.fitted_,
-                "history": self.history_,
-                "state_dict": state,
-                "versions": versions(),
-            },
-            path,
-        )
+        checkpoint = {
+            "format": _FORMAT,
+            "class": type(self).__name__,
+            "params": self.params,
+            "fitted": self.fitted_,
+            "history": self.history_,
+            "state_dict": state,
+            "versions": versions(),
+        }
+        with atomic_path(path) as temporary:
+            torch.save(checkpoint, temporary)
 
     def uns_record(self) -> dict[str, Any]:
         """``{"params", "history"}`` for ``adata.uns``: plain values only, so h5ad can store them."""
@@ -218,6 +249,7 @@ class BaseModel(ABC):
         params["epochs_run"] = len(self.history_.get("train_loss", []))
         params["device"] = self.fitted_.get("device", params["device"])
         params["requested_device"] = self.params["device"]
+        params["random_state"] = self.seed
         params["versions"] = versions()
         return {"params": params, "history": {k: list(v) for k, v in self.history_.items()}}
 
@@ -239,22 +271,6 @@ def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in local_vars.items() if k not in ("self", "__class__")}
 
 
-def check_training_args(epochs: int | None, batch_size: int, lr: float, validation_fraction: float) -> None:
-    """Reject training settings that cannot work, naming the fix."""
-    if epochs is not None and epochs < 1:
-        msg = f"epochs={epochs}: pass a positive number of epochs, or None for the default."
-        raise ValueError(msg)
-    if batch_size < 2:
-        msg = f"batch_size={batch_size}: batch normalisation needs at least 2 cells per batch."
-        raise ValueError(msg)
-    if not lr > 0:
-        msg = f"lr={lr}: the learning rate must be positive (e.g. 1e-3)."
-        raise ValueError(msg)
-    if not 0 <= validation_fraction < 1:
-        msg = f"validation_fraction={validation_fraction}: pass a share in [0, 1), e.g. 0.1."
-        raise ValueError(msg)
-
-
 def load(path: str | os.PathLike[str], *, device: str = "auto") -> BaseModel:
     """Load a model written by ``model.save(path)``.
 
@@ -270,16 +286,27 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> BaseModel:
     The fitted model, of the class it was saved from.
     """
     target = resolve_device(device)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = check_input_file(path, "path")
+    not_ours = f"{os.fspath(path)!r} is not a model saved by sclatent (model.save)"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a foreign file in many ways (zip, pickle, EOF errors)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{not_ours}: torch cannot read it ({reason[:200]}).") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != _FORMAT:
-        msg = f"{os.fspath(path)!r} is not a model saved by sclatent (model.save)."
-        raise ValueError(msg)
-    cls = _REGISTRY[checkpoint["class"]]
-    model = cls(**checkpoint["params"])
-    model.fitted_ = checkpoint["fitted"]
-    model.history_ = checkpoint["history"]
-    module = model._build_module()
-    module.load_state_dict(checkpoint["state_dict"])
+        raise ValueError(f"{not_ours}.")
+    try:
+        model = _REGISTRY[checkpoint["class"]](**checkpoint["params"])
+        model.fitted_ = dict(checkpoint["fitted"])
+        model.history_ = dict(checkpoint["history"])
+        module = model._build_module()
+        module.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        msg = (
+            f"{os.fspath(path)!r} is a damaged sclatent model, or one from an incompatible version "
+            f"(saved with {checkpoint.get('versions', 'unknown versions')}): {type(err).__name__}: {err}"
+        )
+        raise ValueError(msg[:600]) from err
     model.module_ = module.to(target).eval()
     return model
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from anndata import AnnData
@@ -10,7 +11,8 @@ from anndata import AnnData
 from .. import _anndata as io
 from .._core.data import CellData, row_source
 from .._core.groupenc import GroupEncoder
-from ._base import BaseModel, arguments, check_training_args
+from .._core.validation import Check, Integer, Real
+from ._base import BaseModel, arguments
 
 
 class GroupEnc(BaseModel):
@@ -60,6 +62,8 @@ class GroupEnc(BaseModel):
 
     tool = "groupenc"
 
+    checks: ClassVar[dict[str, Check]] = {"gamma": Integer(minimum=3), "kl_weight": Real(low=0)}
+
     def __init__(
         self,
         *,
@@ -78,19 +82,16 @@ class GroupEnc(BaseModel):
         device: str = "auto",
         progress: bool = True,
     ) -> None:
-        check_training_args(epochs, batch_size, lr, validation_fraction)
-        if int(gamma) != gamma or not 3 <= gamma <= batch_size:
-            msg = (
-                f"gamma={gamma}: groups need at least 3 cells (with 2, every normalised distance is 1) "
-                f"and at most batch_size={batch_size}; pass an integer in [3, {batch_size}], e.g. 4."
-            )
-            raise ValueError(msg)
-        if kl_weight < 0:
-            msg = f"kl_weight={kl_weight}: pass a non-negative weight, e.g. 1e-4."
-            raise ValueError(msg)
-        gamma = int(gamma)
         use_rep = use_rep or "X_pca"
         super().__init__(arguments(locals()))
+
+    def _check_params(self, params: dict[str, Any]) -> None:
+        if params["gamma"] > params["batch_size"]:
+            msg = (
+                f"gamma={params['gamma']} is larger than batch_size={params['batch_size']}: a group "
+                f"is cut from one minibatch; pass gamma <= batch_size (e.g. 4)."
+            )
+            raise ValueError(msg)
 
     def _cell_data(self, adata: AnnData, device: torch.device, *, fitting: bool) -> CellData:
         p = self.params

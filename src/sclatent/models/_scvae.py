@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,10 +16,10 @@ from .._core.device import seeded_rng
 from .._core.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 from .._core.likelihoods import sample as sample_likelihood
 from .._core.nn import reparameterize
-from .._core.options import check_choice
 from .._core.training import TrainingConfig, predict
 from .._core.vae import PRIORS, CountVAE
-from ._base import BaseModel, arguments, check_training_args
+from .._core.validation import Check, Choice, Integer
+from ._base import BaseModel, arguments
 
 #: Component slots when the mixture finds the number of clusters itself.
 MAX_COMPONENTS = 64
@@ -93,6 +93,12 @@ class SCVAE(BaseModel):
 
     tool = "scvae"
 
+    checks: ClassVar[dict[str, Check]] = {
+        "likelihood": Choice(LIKELIHOODS),
+        "prior": Choice(PRIORS),
+        "n_components": Integer(minimum=2, optional=True),
+    }
+
     def __init__(
         self,
         *,
@@ -117,11 +123,14 @@ class SCVAE(BaseModel):
         device: str = "auto",
         progress: bool = True,
     ) -> None:
-        check_choice("likelihood", likelihood, LIKELIHOODS)
-        check_choice("prior", prior, PRIORS)
-        n_components = _check_mixture_args(prior, n_components, labels_key)
-        check_training_args(epochs, batch_size, lr, validation_fraction)
         super().__init__(arguments(locals()))
+
+    def _check_params(self, params: dict[str, Any]) -> None:
+        if params["prior"] != "mixture":
+            for name in ("n_components", "labels_key"):
+                if params[name] is not None:
+                    msg = f"{name}={params[name]!r} needs prior='mixture' (prior={params['prior']!r})."
+                    raise ValueError(msg)
 
     @property
     def is_count(self) -> bool:
@@ -220,7 +229,7 @@ class SCVAE(BaseModel):
                     labels=labels,
                     n_classes=len(self.fitted_.get("labels_key_categories", [])),
                     auto=auto,
-                    random_state=self.params["random_state"],
+                    random_state=self.seed,
                 )
                 module.mixture.initialise(means, variances, weights)
                 module.mixture.active.copy_(torch.as_tensor(weights > 0))
@@ -319,7 +328,7 @@ class SCVAE(BaseModel):
         -------
         The ELBO averaged over cells.
         """
-        with seeded_rng(self.params["random_state"], self.device):
+        with seeded_rng(self.seed, self.device):
             per_cell = self._predict(adata, lambda b: self.module_.loss_terms(b)["elbo"])
         return float(per_cell.mean())
 
@@ -375,19 +384,3 @@ class SCVAE(BaseModel):
             log_library = torch.full_like(log_library, float(np.log(library_size)))
         params = self.module_.decode(z, log_library, batch.get("batch"))
         return {k: v.expand_as(params.get("log_mu", params.get("mean"))) for k, v in params.items()}
-
-
-def _check_mixture_args(prior: str, n_components: int | None, labels_key: str | None) -> int | None:
-    """``n_components`` as an int (or None), after checking the mixture-only arguments."""
-    if prior != "mixture":
-        for name, value in (("n_components", n_components), ("labels_key", labels_key)):
-            if value is not None:
-                msg = f"{name}={value!r} needs prior='mixture' (prior={prior!r})."
-                raise ValueError(msg)
-        return None
-    if n_components is None:
-        return None
-    if isinstance(n_components, bool) or int(n_components) != n_components or n_components < 2:
-        msg = f"n_components={n_components}: pass an integer >= 2, or None to find the clusters."
-        raise ValueError(msg)
-    return int(n_components)

@@ -8,6 +8,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _anndata as io
 from ._utils import finish, new_axes
 
 
@@ -45,7 +46,7 @@ def history(
     record = adata.uns.get(key)
     if not isinstance(record, dict) or "history" not in record:
         msg = f"adata.uns[{key!r}] holds no training history; run the tool (e.g. sl.tl.{key}) first."
-        raise KeyError(msg)
+        raise io.MissingKeyError(msg)
     stored = record["history"]
     names = (
         list(metrics)
@@ -55,7 +56,7 @@ def history(
     missing = [m for m in names if m not in stored]
     if missing:
         msg = f"{missing} not in the history of adata.uns[{key!r}] (entries: {', '.join(stored)})."
-        raise KeyError(msg)
+        raise io.MissingKeyError(msg)
     fig, ax = new_axes(ax)
     for name in names:
         values = list(stored[name])

@@ -8,6 +8,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import _anndata as io
 from ._utils import finish, new_axes
 
 
@@ -49,7 +50,7 @@ def rnx(
     scores = adata.uns.get(key)
     if not scores:
         msg = f"adata.uns[{key!r}] is missing; run sl.tl.rnx(adata, basis) first."
-        raise KeyError(msg)
+        raise io.MissingKeyError(msg)
     names = list(scores) if basis is None else [basis] if isinstance(basis, str) else list(basis)
     curves = []
     for name in names:
@@ -59,7 +60,7 @@ def rnx(
                 f"basis={name!r} has no R_NX in adata.uns[{key!r}] (scored: {', '.join(scores)}); "
                 f"run sl.tl.rnx(adata, {name!r}) first."
             )
-            raise KeyError(msg)
+            raise io.MissingKeyError(msg)
         curves.append((found, scores[found]))
     fig, ax = new_axes(ax)
     colours = list(palette) if palette is not None else [None] * len(curves)

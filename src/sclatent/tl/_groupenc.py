@@ -77,7 +77,7 @@ def groupenc(
     model = GroupEnc(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
     inputs, extra = None, None
     if use_rep is None and isinstance(adata, AnnData) and "X_pca" not in adata.obsm:
-        pcs = _pca(adata, random_state)
+        pcs = _pca(adata, model.params["random_state"])
         inputs = AnnData(obs=adata.obs[[]].copy(), obsm={"X_pca": pcs})
 
         def extra(target: AnnData, key: str) -> None:
@@ -86,7 +86,7 @@ def groupenc(
     return fit_and_write(model, adata, key_added=key_added, copy=copy, extra=extra, inputs=inputs)
 
 
-def _pca(adata: AnnData, random_state: int) -> np.ndarray:
+def _pca(adata: AnnData, random_state: int | None) -> np.ndarray:
     """50 principal components of ``.X``, as ``sc.pp.pca`` computes them, with the warnings due."""
     matrix = io.get_matrix(adata)
     io.check_finite(matrix, "adata.X")

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .. import _anndata as io
-from .._core.options import check_choice
+from .._core.validation import Key, Real, check_arguments, check_choice, flag, resolve_seed, seed
 
 logger = logging.getLogger("sclatent")
 
@@ -41,6 +41,27 @@ def _classifier(name: str, random_state: int) -> ClassifierMixin:
 
 
 CLASSIFIERS = ("knn", "logreg", "svm", "rf", "mlp", "nb")
+
+
+def _check_classifiers(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
+    """One classifier's name or several, each checked."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not names:
+        msg = f"{name}={value!r}: expected one or more of {', '.join(map(repr, CLASSIFIERS))}."
+        raise TypeError(msg)
+    return tuple(check_choice(name, n, CLASSIFIERS) for n in names)
+
+
+_CHECKS = {
+    "basis": Key(optional=False),
+    "labels_key": Key(optional=False),
+    "classifiers": _check_classifiers,
+    "test_size": Real(low=0, high=1, low_open=True, high_open=True),
+    "split_key": Key(),
+    "random_state": seed,
+    "key_added": Key(storable=True),
+    "copy": flag,
+}
 
 
 def latent_accuracy(
@@ -94,17 +115,17 @@ def latent_accuracy(
     ``"accuracy"`` and ``"macro_f1"`` (dicts by classifier), ``"labels_key"``, ``"n_train"``,
     ``"n_test"`` and ``"split"`` (``split_key`` or ``"random"``).
     """
-    for name in classifiers:
-        check_choice("classifiers", name, CLASSIFIERS)
+    io.check_anndata(adata)
+    args = check_arguments(locals(), _CHECKS)
+    classifiers, random_state = args["classifiers"], resolve_seed(args["random_state"])
+    results_key = args["key_added"] or "latent_accuracy"
+    io.check_results_key(adata, results_key)
     key = io.resolve_basis(adata, basis)
     embedding = np.asarray(io.get_matrix(adata, use_rep=key))
     io.check_finite(embedding, f"adata.obsm[{key!r}]")
     codes, _ = io.get_codes(adata, labels_key, "labels_key")
     labelled = codes >= 0
     if split_key is None:
-        if not 0 < test_size < 1:
-            msg = f"test_size={test_size}: pass a share in (0, 1), e.g. 0.3."
-            raise ValueError(msg)
         cells = np.flatnonzero(labelled)
         stratify = codes[cells] if np.bincount(codes[cells]).min() >= 2 else None
         train, test = train_test_split(
@@ -113,7 +134,7 @@ def latent_accuracy(
     else:
         if split_key not in adata.obs:
             msg = f"split_key={split_key!r} is not a column of adata.obs (columns: {io._keys(adata.obs)})."
-            raise KeyError(msg)
+            raise io.MissingKeyError(msg)
         mask = adata.obs[split_key].to_numpy()
         if mask.dtype != bool:
             msg = f"adata.obs[{split_key!r}] must be boolean (True: train, False: test); got {mask.dtype}."
@@ -132,8 +153,8 @@ def latent_accuracy(
         accuracy[name] = float(accuracy_score(codes[test], predicted))
         macro_f1[name] = float(f1_score(codes[test], predicted, average="macro"))
         logger.info("latent_accuracy %s %s: accuracy %.4f", key, name, accuracy[name])
-    target = adata.copy() if copy else adata
-    target.uns.setdefault(key_added or "latent_accuracy", {})[key] = {
+    target = adata.copy() if args["copy"] else adata
+    target.uns.setdefault(results_key, {})[key] = {
         "accuracy": accuracy,
         "macro_f1": macro_f1,
         "labels_key": labels_key,
@@ -141,4 +162,4 @@ def latent_accuracy(
         "n_test": len(test),
         "split": split_key or "random",
     }
-    return target if copy else None
+    return target if args["copy"] else None

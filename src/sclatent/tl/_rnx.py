@@ -11,8 +11,18 @@ from anndata import AnnData
 from .. import _anndata as io
 from .._core.device import resolve_device
 from .._core.rnx import k_grid, rnx_curves
+from .._core.validation import Integer, Key, check_arguments, device, flag, resolve_seed, seed
 
 logger = logging.getLogger("sclatent")
+
+_CHECKS = {
+    "use_rep": Key(),
+    "n_ref": Integer(minimum=2, optional=True),
+    "key_added": Key(storable=True),
+    "random_state": seed,
+    "device": device,
+    "copy": flag,
+}
 
 
 def rnx(
@@ -63,6 +73,11 @@ def rnx(
     ``"local_sp"``, ``"global_sp"``, their standard errors ``"local_sp_se"``, ``"global_sp_se"`` (0 when
     exact), ``"reference"``, ``"n_ref"`` (cells averaged over; N when exact) and ``"exact"``.
     """
+    io.check_anndata(adata)
+    args = check_arguments(locals(), _CHECKS)
+    use_rep, n_ref, random_state, copy = (args[k] for k in ("use_rep", "n_ref", "random_state", "copy"))
+    results_key = args["key_added"] or "rnx"
+    io.check_results_key(adata, results_key)
     reference = use_rep or ("X_pca" if "X_pca" in adata.obsm else "X")
     keys = _resolve_bases(adata, basis, reference)
     ref_matrix = io.get_matrix(adata, use_rep=reference)
@@ -74,17 +89,13 @@ def rnx(
         embeddings.append(embedding)
     n = adata.n_obs
     rows = None
-    if n_ref is not None:
-        if n_ref < 2:
-            msg = f"n_ref={n_ref}: pass at least 2 reference cells (e.g. 1000), or None for the exact curve."
-            raise ValueError(msg)
-        if n_ref < n:
-            rows = np.sort(np.random.default_rng(random_state).choice(n, n_ref, replace=False))
+    if n_ref is not None and n_ref < n:
+        rows = np.sort(np.random.default_rng(resolve_seed(random_state)).choice(n, n_ref, replace=False))
     resolved = resolve_device(device)
     results = rnx_curves(ref_matrix, embeddings, rows=rows, device=resolved)
     grid = k_grid(n)
     target = adata.copy() if copy else adata
-    scores = target.uns.setdefault(key_added or "rnx", {})
+    scores = target.uns.setdefault(results_key, {})
     for key, result in zip(keys, results, strict=True):
         scores[key] = {
             "K": grid,
@@ -123,4 +134,8 @@ def _resolve_bases(adata: AnnData, basis: str | Sequence[str] | None, reference:
             )
             raise ValueError(msg)
         return keys
-    return [io.resolve_basis(adata, name) for name in ([basis] if isinstance(basis, str) else basis)]
+    names = [basis] if isinstance(basis, str) else basis
+    if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) for n in names):
+        msg = f"basis={basis!r}: expected a key of adata.obsm, a non-empty list of keys, or None (all)."
+        raise (ValueError if isinstance(names, Sequence) and not names else TypeError)(msg)
+    return [io.resolve_basis(adata, name) for name in names]

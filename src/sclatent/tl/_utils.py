@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from anndata import AnnData
 
+from .._anndata import check_anndata
+from .._core.validation import Key, flag
 from .._io import read_backed
 from ..models import BaseModel
 
@@ -47,10 +49,12 @@ def fit_and_write(
     -------
     The copy when ``copy=True``, the opened AnnData when given a path, else None.
     """
+    check_anndata(adata, path_allowed=True)
+    key = Key(storable=True)("key_added", key_added) or model.tool
+    copy = flag("copy", copy)
     from_path = not isinstance(adata, AnnData)
     if from_path:
         adata = read_backed(adata)
-    key = key_added or model.tool
     inputs = adata if inputs is None else inputs
     model.fit(inputs)
     embedding = model.transform(inputs)
