@@ -60,3 +60,51 @@ def test_sampler_shards_are_disjoint_and_equal(world_size):
         shards.append(np.concatenate([b.numpy() for b in sampler]))
     assert len({len(s) for s in shards}) == 1
     assert len(np.unique(np.concatenate(shards))) == sum(len(s) for s in shards)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not an integer"),
+        ({"WORLD_SIZE": "2"}, "each process needs a RANK in 0..1"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2: each process needs a RANK in 0..1"),
+        ({"WORLD_SIZE": "2", "RANK": "1"}, "MASTER_ADDR and MASTER_PORT unset"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1"}, "within 2 s"),  # no peer
+    ],
+)
+def test_bad_environment_or_missing_peer_fails_fast(monkeypatch, env, message):
+    import time
+
+    from sclatent._core.distributed import DistributedSetupError, init_from_env
+
+    for name in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**env, "MASTER_PORT": str(free_port())}.items():
+        if name != "MASTER_PORT" or "MASTER_ADDR" in env:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SCLATENT_DISTRIBUTED_TIMEOUT", "2")
+    start = time.perf_counter()
+    with pytest.raises(DistributedSetupError, match=message):
+        init_from_env()
+    assert time.perf_counter() - start < 30
+
+
+def test_cli_reports_a_missing_peer_in_one_line(tmp_path):
+    env = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    done = subprocess.run(
+        [sys.executable, "-m", "sclatent", "scvae", "in.h5ad", str(tmp_path / "out.h5ad")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env, "SCLATENT_DISTRIBUTED_TIMEOUT": "2", "TORCH_CPP_LOG_LEVEL": "FATAL"},
+    )
+    assert done.returncode == 2
+    assert "Process 1 of 2 could not join the process group" in done.stderr.strip().splitlines()[-1]

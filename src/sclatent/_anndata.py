@@ -106,7 +106,8 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
             "Pass an AnnData with cells and genes (check earlier filtering)."
         )
         raise ValueError(msg)
-    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
+    real = np.issubdtype(matrix.dtype, np.number) and not np.issubdtype(matrix.dtype, np.complexfloating)
+    if not (real or matrix.dtype == bool):  # booleans are 0 / 1 values
         msg = f"{what} has dtype {matrix.dtype}; a real-valued numeric matrix is needed."
         raise TypeError(msg)
     return matrix

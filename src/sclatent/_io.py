@@ -8,8 +8,12 @@ full, interrupted) leaves the input and any previous output byte for byte as the
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Iterator, Sequence
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,7 +98,9 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
         if path.suffix == ".zarr":
             adata.write_zarr(temporary)
         else:
-            adata.write_h5ad(temporary)
+            # HDF5 can crash the process (SIGSEGV on closing a file whose write failed, e.g. a full
+            # disk); on Linux the write runs in a forked child, so such a failure becomes an error here
+            _isolated(lambda: adata.write_h5ad(temporary), f"writing {os.fspath(path)!r}")
 
 
 def check_input_file(path: str | os.PathLike[str], argument: str, *, directory: bool = False) -> Path:
@@ -141,13 +147,13 @@ def check_output_file(
         raise TypeError(msg)
     text = os.fspath(path)
     path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        msg = f"{argument} {text!r} has an unknown suffix; name it *{' or *'.join(suffixes)}."
-        raise ValueError(msg)
     is_store = path.suffix == ".zarr"
     if not is_store and (text.endswith(os.sep) or path.is_dir()):
         msg = f"{argument} {text!r} is a directory; pass a file name inside it (e.g. model.pt)."
         raise IsADirectoryError(msg)
+    if suffixes and path.suffix.lower() not in suffixes:
+        msg = f"{argument} {text!r} has an unknown suffix; name it *{' or *'.join(suffixes)}."
+        raise ValueError(msg)
     parent = path.parent
     if not parent.is_dir():
         msg = f"{argument} {text!r}: the directory {os.fspath(parent)!r} does not exist; create it first."
@@ -193,3 +199,41 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink(missing_ok=True)
+
+
+def _isolated(write: Callable[[], None], what: str) -> None:
+    """Run ``write`` in a forked child process (Linux), raising an OSError if it fails or crashes."""
+    if not sys.platform.startswith("linux"):
+        write()
+        return
+    with tempfile.TemporaryFile() as log:  # the child's stderr: HDF5 explains its failures there
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: write, report an error through the pipe, exit without clean-up
+            os.close(read_end)
+            os.dup2(log.fileno(), 2)
+            code = 0
+            try:
+                write()
+            except BaseException as err:
+                os.write(write_end, f"{type(err).__name__}: {err}".encode()[:4000])
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        try:
+            with os.fdopen(read_end, "rb") as pipe:
+                report = pipe.read().decode(errors="replace").strip()
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        except BaseException:  # interrupted: stop the child before the temporary file is removed
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        log.seek(0)
+        hdf5 = re.findall(r"error message = '([^']+)'", log.read().decode(errors="replace"))
+    if code != 0:
+        reason = report.splitlines()[0][:300] if report else f"the writer stopped (exit status {code})"
+        if hdf5:
+            reason = f"{reason}; HDF5: {hdf5[-1]}"
+        msg = f"{what} failed, nothing was written: {reason}"
+        raise OSError(msg)

@@ -161,14 +161,14 @@ def seed(name: str, value: Any) -> int | None:
         return int(value.randint(2**32, dtype=np.int64))
     if not _is_integer(value):
         _fail(name, value, "an int, None, or a numpy.random.Generator / RandomState", TypeError)
-    if not 0 <= int(value) < 2**63:
-        _fail(name, value, "a non-negative int below 2**63")
+    if not 0 <= int(value) < 2**32:  # what NumPy's RandomState and scikit-learn take
+        _fail(name, value, "a non-negative int below 2**32")
     return int(value)
 
 
 def resolve_seed(value: int | None) -> int:
     """The seed of a run: ``value``, or a fresh one from the operating system's entropy for None."""
-    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1) if value is None else value
+    return int(np.random.SeedSequence().generate_state(1)[0]) if value is None else value
 
 
 def device(name: str, value: Any) -> str:
