@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 Check = Callable[[str, Any], Any]
+#: What ``random_state`` takes, as in scanpy.
+SeedLike = int | np.random.Generator | np.random.RandomState | None
 
 
 def _fail(name: str, value: Any, expected: str, kind: type[Exception] = ValueError) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 from .. import _anndata as io
 from .._core.data import CellData, row_source
 from .._core.sampling import LOSSES, MODES, SamplingAutoencoder, draw_targets
-from .._core.validation import Check, Choice, Real
+from .._core.validation import Check, Choice, Real, SeedLike
 from ._base import BaseModel, arguments
 
 logger = logging.getLogger("sclatent")
@@ -67,7 +67,8 @@ class SamplingAE(BaseModel):
     validation_fraction
         Share of cells held out to measure the loss.
     random_state
-        Seed of initialisation, split, shuffling and target draws.
+        Seed of initialisation, split, shuffling and target draws: an int, None (a fresh seed, recorded
+        in ``uns``) or a NumPy Generator / RandomState (drawn from once).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     progress
@@ -100,7 +101,7 @@ class SamplingAE(BaseModel):
         early_stopping: bool = False,
         patience: int = 20,
         validation_fraction: float = 0.1,
-        random_state: int = 0,
+        random_state: SeedLike = 0,
         device: str = "auto",
         progress: bool = True,
     ) -> None:

@@ -256,14 +256,12 @@ class BaseModel(ABC):
 
 def _open(adata: AnnData | str | os.PathLike[str]) -> AnnData:
     """The AnnData itself, or for a path the file opened with its matrix left on disk."""
+    io.check_anndata(adata, path_allowed=True)
     if isinstance(adata, AnnData):
         return adata
-    if isinstance(adata, str | os.PathLike):
-        from .._io import read_backed
+    from .._io import read_anndata
 
-        return read_backed(adata)
-    msg = f"Expected an AnnData or the path of an .h5ad file / .zarr store, got {type(adata).__name__}."
-    raise TypeError(msg)
+    return read_anndata(adata, backed=True)
 
 
 def arguments(local_vars: dict[str, Any]) -> dict[str, Any]:

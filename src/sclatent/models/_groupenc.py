@@ -11,7 +11,7 @@ from anndata import AnnData
 from .. import _anndata as io
 from .._core.data import CellData, row_source
 from .._core.groupenc import GroupEncoder
-from .._core.validation import Check, Integer, Real
+from .._core.validation import Check, Integer, Real, SeedLike
 from ._base import BaseModel, arguments
 
 
@@ -53,7 +53,8 @@ class GroupEnc(BaseModel):
     validation_fraction
         Share of cells held out to measure the loss.
     random_state
-        Seed of initialisation, split, shuffling and sampling.
+        Seed of initialisation, split, shuffling and sampling: an int, None (a fresh seed, recorded in
+        ``uns``) or a NumPy Generator / RandomState (drawn from once).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     progress
@@ -78,7 +79,7 @@ class GroupEnc(BaseModel):
         early_stopping: bool = False,
         patience: int = 20,
         validation_fraction: float = 0.1,
-        random_state: int = 0,
+        random_state: SeedLike = 0,
         device: str = "auto",
         progress: bool = True,
     ) -> None:

@@ -18,7 +18,7 @@ from .._core.likelihoods import sample as sample_likelihood
 from .._core.nn import reparameterize
 from .._core.training import TrainingConfig, predict
 from .._core.vae import PRIORS, CountVAE
-from .._core.validation import Check, Choice, Integer
+from .._core.validation import Check, Choice, Integer, SeedLike
 from ._base import BaseModel, arguments
 
 #: Component slots when the mixture finds the number of clusters itself.
@@ -84,7 +84,8 @@ class SCVAE(BaseModel):
     validation_fraction
         Share of cells held out to measure the ELBO.
     random_state
-        Seed of initialisation, split, shuffling and sampling.
+        Seed of initialisation, split, shuffling and sampling: an int, None (a fresh seed, recorded in
+        ``uns``) or a NumPy Generator / RandomState (drawn from once).
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     progress
@@ -119,7 +120,7 @@ class SCVAE(BaseModel):
         early_stopping: bool = True,
         patience: int = 20,
         validation_fraction: float = 0.1,
-        random_state: int = 0,
+        random_state: SeedLike = 0,
         device: str = "auto",
         progress: bool = True,
     ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from anndata import AnnData
 
+from .._core.validation import SeedLike
 from ..models import SamplingAE
 from ._utils import fit_and_write
 
@@ -29,7 +30,7 @@ def ae_sampling(
     early_stopping: bool = False,
     patience: int = 20,
     validation_fraction: float = 0.1,
-    random_state: int = 0,
+    random_state: SeedLike = 0,
     device: str = "auto",
     progress: bool = True,
     key_added: str | None = None,

@@ -11,6 +11,7 @@ import scanpy as sc
 from anndata import AnnData
 
 from .. import _anndata as io
+from .._core.validation import SeedLike
 from ..models import GroupEnc
 from ._utils import fit_and_write
 
@@ -33,7 +34,7 @@ def groupenc(
     early_stopping: bool = False,
     patience: int = 20,
     validation_fraction: float = 0.1,
-    random_state: int = 0,
+    random_state: SeedLike = 0,
     device: str = "auto",
     progress: bool = True,
     key_added: str | None = None,

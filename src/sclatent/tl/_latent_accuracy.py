@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .. import _anndata as io
-from .._core.validation import Key, Real, check_arguments, check_choice, flag, resolve_seed, seed
+from .._core.validation import Key, Real, SeedLike, check_arguments, check_choice, flag, resolve_seed, seed
 
 logger = logging.getLogger("sclatent")
 
@@ -72,7 +72,7 @@ def latent_accuracy(
     classifiers: Sequence[str] = CLASSIFIERS,
     test_size: float = 0.3,
     split_key: str | None = None,
-    random_state: int = 0,
+    random_state: SeedLike = 0,
     key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
@@ -103,7 +103,7 @@ def latent_accuracy(
         Boolean column of ``adata.obs``: True for the cells to train the classifiers on, False for
         the cells to test them on.
     random_state
-        Seed of the split and of the randomised classifiers.
+        Seed of the split and of the randomised classifiers (an int, None or a NumPy generator).
     key_added
         Key in ``adata.uns`` (default ``"latent_accuracy"``).
     copy

@@ -11,7 +11,7 @@ from anndata import AnnData
 from .. import _anndata as io
 from .._core.device import resolve_device
 from .._core.rnx import k_grid, rnx_curves
-from .._core.validation import Integer, Key, check_arguments, device, flag, resolve_seed, seed
+from .._core.validation import Integer, Key, SeedLike, check_arguments, device, flag, resolve_seed, seed
 
 logger = logging.getLogger("sclatent")
 
@@ -33,7 +33,7 @@ def rnx(
     n_ref: int | None = None,
     key_added: str | None = None,
     device: str = "auto",
-    random_state: int = 0,
+    random_state: SeedLike = 0,
     copy: bool = False,
 ) -> AnnData | None:
     """Score how well embeddings preserve neighbourhoods: R_NX(K), Local SP and Global SP.
@@ -62,7 +62,7 @@ def rnx(
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state
-        Seed of the reference sample.
+        Seed of the reference sample (an int, None or a NumPy generator).
     copy
         Return a modified copy instead of writing into ``adata``.
 

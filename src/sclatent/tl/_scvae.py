@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._core.validation import SeedLike
 from ..models import SCVAE
 from ._utils import fit_and_write
 
@@ -33,7 +34,7 @@ def scvae(
     early_stopping: bool = True,
     patience: int = 20,
     validation_fraction: float = 0.1,
-    random_state: int = 0,
+    random_state: SeedLike = 0,
     device: str = "auto",
     progress: bool = True,
     key_added: str | None = None,

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from .._anndata import check_anndata
 from .._core.validation import Key, flag
-from .._io import read_backed
+from .._io import read_anndata
 from ..models import BaseModel
 
 logger = logging.getLogger("sclatent")
@@ -54,7 +54,7 @@ def fit_and_write(
     copy = flag("copy", copy)
     from_path = not isinstance(adata, AnnData)
     if from_path:
-        adata = read_backed(adata)
+        adata = read_anndata(adata, backed=True)
     inputs = adata if inputs is None else inputs
     model.fit(inputs)
     embedding = model.transform(inputs)
