@@ -149,7 +149,8 @@ def check_output_file(
     path = Path(path)
     is_store = path.suffix == ".zarr"
     if not is_store and (text.endswith(os.sep) or path.is_dir()):
-        msg = f"{argument} {text!r} is a directory; pass a file name inside it (e.g. model.pt)."
+        example = f"out{suffixes[0]}" if suffixes else "model.pt"
+        msg = f"{argument} {text!r} is a directory; pass a file name inside it (e.g. {example})."
         raise IsADirectoryError(msg)
     if suffixes and path.suffix.lower() not in suffixes:
         msg = f"{argument} {text!r} has an unknown suffix; name it *{' or *'.join(suffixes)}."

@@ -289,8 +289,8 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> BaseModel:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports a foreign file in many ways (zip, pickle, EOF errors)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{not_ours}: torch cannot read it ({reason[:200]}).") from err
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{not_ours}: torch cannot read it ({type(err).__name__}: {reason}).") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != _FORMAT:
         raise ValueError(f"{not_ours}.")
     try:

@@ -78,6 +78,9 @@ def rnx(
     use_rep, n_ref, random_state, copy = (args[k] for k in ("use_rep", "n_ref", "random_state", "copy"))
     results_key = args["key_added"] or "rnx"
     io.check_results_key(adata, results_key)
+    if adata.n_obs < 4:
+        msg = f"adata has {adata.n_obs} cells; R_NX needs at least 4."
+        raise ValueError(msg)
     reference = use_rep or ("X_pca" if "X_pca" in adata.obsm else "X")
     keys = _resolve_bases(adata, basis, reference)
     ref_matrix = io.get_matrix(adata, use_rep=reference)
