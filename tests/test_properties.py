@@ -220,6 +220,55 @@ def test_rnx_property(adata, drawn):
     check_tool(sl.tl.rnx, adata, drawn)
 
 
+@PROPERTY_SETTINGS
+@given(
+    adata=anndatas(),
+    drawn=arguments(
+        {
+            "classifiers": ["knn", ("knn", "nb")],
+            "test_size": [0.3, 0.5],
+            "random_state": [0, None, np.random.default_rng(0)],
+            "key_added": [None, "acc"],
+            "copy": [True, False],
+        },
+        {
+            "classifiers": ["tree", (), 3],
+            "test_size": [0, 1.5],
+            "random_state": ["0"],
+            "key_added": ["a/b"],
+            "copy": ["no"],
+        },
+    ),
+)
+def test_latent_accuracy_property(adata, drawn):
+    def latent_accuracy(data, **arguments):
+        return sl.tl.latent_accuracy(data, "emb", "type", **arguments)
+
+    check_tool(latent_accuracy, adata, drawn)
+
+
+@PROPERTY_SETTINGS
+@given(
+    n=st.integers(4, 40),
+    dim=st.sampled_from([3, 20]),
+    storage=st.sampled_from(["dense", "csr", "csc", "coo"]),
+    duplicates=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_rnx_core_gives_one_curve_for_every_storage(n, dim, storage, duplicates, seed):
+    from sclatent._core.rnx import rnx_curves
+
+    rng = np.random.default_rng(seed)
+    reference = rng.poisson(1, (n, dim)).astype(np.float64)
+    reference[:duplicates] = reference[n - duplicates :] if duplicates else reference[:0]
+    embedding = reference[:, :2] + rng.normal(size=(n, 2))
+    matrix = reference if storage == "dense" else getattr(sp, f"{storage}_matrix")(reference)
+    expected = rnx_curves(reference, [embedding])[0]
+    result = rnx_curves(matrix, [embedding])[0]
+    np.testing.assert_allclose(result.rnx, expected.rnx, rtol=0, atol=1e-9)
+    assert np.isfinite(result.rnx).all()
+
+
 @pytest.mark.parametrize("storage", ["csr", "csc", "dense"])  # AnnData refuses COO itself
 def test_sparse_formats_give_the_same_embedding(small_counts, storage):
     dense = small_counts[:300, :200].copy()

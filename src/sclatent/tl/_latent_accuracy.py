@@ -25,10 +25,10 @@ from .._core.validation import Key, Real, SeedLike, check_arguments, check_choic
 logger = logging.getLogger("sclatent")
 
 
-def _classifier(name: str, random_state: int) -> ClassifierMixin:
+def _classifier(name: str, random_state: int, n_train: int) -> ClassifierMixin:
     """The classifiers of the ICRST/TRST paper's evaluation, with settings that need no tuning."""
     if name == "knn":
-        return KNeighborsClassifier(n_neighbors=15)
+        return KNeighborsClassifier(n_neighbors=min(15, n_train))
     if name == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     if name == "svm":
@@ -78,9 +78,10 @@ def latent_accuracy(
 ) -> AnnData | None:
     """Held-out accuracy and macro-F1 of classifiers trained on an embedding.
 
-    The evaluation of the ICRST/TRST paper: how well do k-nearest neighbours (k = 15), logistic
-    regression, an RBF SVM, a random forest, an MLP and Gaussian naive Bayes predict the labels from
-    the latent features? Cells without a label are left out.
+    The evaluation of the ICRST/TRST paper: how well do k-nearest neighbours (k = 15, or the number
+    of training cells when fewer), logistic regression, an RBF SVM, a random forest, an MLP and
+    Gaussian naive Bayes predict the labels from the latent features? Cells without a label are left
+    out.
 
     An embedding learnt with the labels (``sl.tl.ae_sampling(mode="icrst")``) has seen the test
     cells' labels when it was computed on all cells, so its score is optimistic. Fit the model on the
@@ -125,6 +126,12 @@ def latent_accuracy(
     io.check_finite(embedding, f"adata.obsm[{key!r}]")
     codes, _ = io.get_codes(adata, labels_key, "labels_key")
     labelled = codes >= 0
+    if len(np.unique(codes[labelled])) < 2:
+        msg = (
+            f"labels_key={labels_key!r}: adata.obs[{labels_key!r}] has {labelled.sum()} labelled cells of "
+            f"{len(np.unique(codes[labelled]))} class(es); at least two classes are needed."
+        )
+        raise ValueError(msg)
     if split_key is None:
         cells = np.flatnonzero(labelled)
         stratify = codes[cells] if np.bincount(codes[cells]).min() >= 2 else None
@@ -148,7 +155,7 @@ def latent_accuracy(
         raise ValueError(msg)
     accuracy, macro_f1 = {}, {}
     for name in classifiers:
-        model = _classifier(name, random_state).fit(embedding[train], codes[train])
+        model = _classifier(name, random_state, len(train)).fit(embedding[train], codes[train])
         predicted = model.predict(embedding[test])
         accuracy[name] = float(accuracy_score(codes[test], predicted))
         macro_f1[name] = float(f1_score(codes[test], predicted, average="macro"))
