@@ -138,3 +138,16 @@ def test_backed_tool_call_never_writes_to_its_file(counts_file):
     before = digest(counts_file)
     result = sl.tl.scvae(str(counts_file), likelihood="nb", epochs=1, n_latent=2, hidden=(8,), progress=False)
     assert np.isfinite(result.obsm["X_scvae"]).all() and digest(counts_file) == before
+
+
+def test_backed_zarr_store_keeps_every_field(small_counts, tmp_path):
+    adata = small_counts[:300].copy()
+    adata.layers["counts"] = adata.X.copy()
+    adata.varm["loadings"] = np.ones((adata.n_vars, 2))
+    adata.obsp["distances"] = adata.X[:, :300].tocsr()
+    store = tmp_path / "cells.zarr"
+    adata.write_zarr(store)
+    opened = sl.read_backed(store)
+    assert set(opened.layers) == {"counts"} and "loadings" in opened.varm and "distances" in opened.obsp
+    sl.tl.scvae(opened, layer="counts", likelihood="nb", epochs=1, n_latent=2, batch_size=32, progress=False)
+    assert np.isfinite(opened.obsm["X_scvae"]).all()

@@ -1,3 +1,5 @@
+import logging
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -128,6 +130,16 @@ def test_tl_rnx_sampled_is_seeded(pbmc):
 def test_tl_rnx_reference_choice(pbmc):
     sl.tl.rnx(pbmc, "umap", use_rep="X", key_added="rnx_x")
     assert pbmc.uns["rnx_x"]["X_umap"]["reference"] == "X"
+
+
+def test_tl_rnx_skips_probabilities_and_warns_on_raw_counts(pbmc, caplog):
+    pbmc.obsm["X_scvae_cluster_proba"] = np.full((pbmc.n_obs, 3), 1 / 3)
+    sl.tl.rnx(pbmc)
+    assert set(pbmc.uns["rnx"]) == {"X_umap"}
+    counts = ad.AnnData(np.expm1(pbmc.raw.X.toarray()).round(), obsm={"X_umap": pbmc.obsm["X_umap"]})
+    with caplog.at_level(logging.WARNING, logger="sclatent"):
+        sl.tl.rnx(counts, "umap")
+    assert "looks like raw counts" in caplog.text
 
 
 def test_tl_rnx_errors_leave_adata_untouched(pbmc):

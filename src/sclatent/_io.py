@@ -26,8 +26,8 @@ ANNDATA_SUFFIXES = (".h5ad", ".zarr")
 def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:
     """Open an ``.h5ad`` file or a ``.zarr`` store with ``.X`` left on disk, for streamed training.
 
-    ``obs``, ``var``, ``obsm`` and ``uns`` are read into memory; ``.X`` stays a sparse (or dense)
-    dataset on disk that sclatent's models read in contiguous blocks of rows (see
+    Every field but ``.X`` (``obs``, ``var``, ``obsm``, ``layers``, ...) is read into memory; ``.X``
+    stays a sparse (or dense) dataset on disk that sclatent's models read in contiguous blocks of rows (see
     ``sl.settings.disk_block_rows`` and ``sl.settings.disk_buffer_blocks``). ``.h5ad`` files are opened
     with ``anndata.read_h5ad(path, backed="r")``.
 
@@ -49,7 +49,9 @@ def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:
     import zarr
 
     store = zarr.open(path, mode="r")
-    elements = {key: ad.io.read_elem(store[key]) for key in ("obs", "var", "obsm", "uns") if key in store}
+    # every field but X in memory, as anndata's backed h5ad mode does
+    fields = ("obs", "var", "obsm", "varm", "obsp", "varp", "layers", "uns")
+    elements = {key: ad.io.read_elem(store[key]) for key in fields if key in store}
     x = store["X"]
     matrix = ad.io.sparse_dataset(x) if isinstance(x, zarr.Group) else x
     return ad.AnnData(X=matrix, **elements)

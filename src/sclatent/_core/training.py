@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import CellData, MinibatchSampler
 from .distributed import all_reduce_sum, loss_step, rank_and_size
@@ -132,7 +132,7 @@ def train(
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     best_loss, best_state, epochs_without_gain = math.inf, None, 0
     step = 0
-    bar = tqdm(range(config.epochs), desc=config.description, unit="epoch", disable=not config.progress)
+    bar = _progress_bar(config)
     for epoch in bar:
         if on_epoch_start is not None:
             for key, value in (on_epoch_start(epoch) or {}).items():
@@ -176,6 +176,15 @@ def train(
         module.load_state_dict(best_state)
     module.eval()
     return history
+
+
+def _progress_bar(config: TrainingConfig) -> tqdm:
+    """An epoch bar: the notebook-aware one only when shown, as importing it warns in Jupyter."""
+    if not config.progress:
+        return tqdm(range(config.epochs), disable=True)
+    from tqdm.auto import tqdm as auto_tqdm
+
+    return auto_tqdm(range(config.epochs), desc=config.description, unit="epoch")
 
 
 @torch.no_grad()

@@ -50,7 +50,8 @@ def rnx(
         Annotated data.
     basis
         Key(s) of ``adata.obsm`` to score, with or without the ``X_`` prefix (``"umap"`` or
-        ``"X_umap"``); None: every embedding in ``obsm`` with at least two columns except the reference.
+        ``"X_umap"``); None: every embedding in ``obsm`` with at least two columns except the reference
+        and probability matrices (keys ending in ``_proba``, e.g. GMVAE cluster probabilities).
     use_rep
         Reference space: a key of ``adata.obsm`` or ``"X"``; None: ``"X_pca"`` when present, else ``.X``.
     n_ref
@@ -85,6 +86,12 @@ def rnx(
     keys = _resolve_bases(adata, basis, reference)
     ref_matrix = io.get_matrix(adata, use_rep=reference)
     io.check_finite(ref_matrix, io.describe_input(None, reference))
+    if reference == "X" and io.looks_like_counts(ref_matrix):
+        logger.warning(
+            "rnx: the reference space is adata.X, which looks like raw counts; neighbourhoods of raw "
+            "counts follow sequencing depth. Run sc.pp.normalize_total, sc.pp.log1p and sc.pp.pca "
+            "first (the reference is then X_pca), or pass use_rep."
+        )
     embeddings = []
     for key in keys:
         embedding = io.get_matrix(adata, use_rep=key)
@@ -128,7 +135,7 @@ def _resolve_bases(adata: AnnData, basis: str | Sequence[str] | None, reference:
         keys = [
             k
             for k, v in adata.obsm.items()
-            if k != reference and getattr(v, "ndim", 0) == 2 and v.shape[1] >= 2
+            if k != reference and not k.endswith("_proba") and getattr(v, "ndim", 0) == 2 and v.shape[1] >= 2
         ]
         if not keys:
             msg = (
