@@ -105,12 +105,16 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
             _isolated(lambda: adata.write_h5ad(temporary), f"writing {os.fspath(path)!r}")
 
 
-def check_input_file(path: str | os.PathLike[str], argument: str, *, directory: bool = False) -> Path:
-    """``path`` as a Path, checked to exist (and to be a file unless ``directory``)."""
+def _as_path(path: str | os.PathLike[str], argument: str) -> Path:
     if not isinstance(path, str | os.PathLike):
         msg = f"{argument}={path!r}: expected a file path (str or os.PathLike)."
         raise TypeError(msg)
-    path = Path(path)
+    return Path(path)
+
+
+def check_input_file(path: str | os.PathLike[str], argument: str, *, directory: bool = False) -> Path:
+    """``path`` as a Path, checked to exist (and to be a file unless ``directory``)."""
+    path = _as_path(path, argument)
     if not path.exists():
         msg = f"{argument} {os.fspath(path)!r} does not exist."
         raise FileNotFoundError(msg)
@@ -144,11 +148,8 @@ def check_output_file(
     -------
     The path.
     """
-    if not isinstance(path, str | os.PathLike):
-        msg = f"{argument}={path!r}: expected a file path (str or os.PathLike)."
-        raise TypeError(msg)
-    text = os.fspath(path)
-    path = Path(path)
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else ""  # as given: "dir/" is a folder
+    path = _as_path(path, argument)
     is_store = path.suffix == ".zarr"
     if not is_store and (text.endswith(os.sep) or path.is_dir()):
         example = f"out{suffixes[0]}" if suffixes else "model.pt"
