@@ -1,6 +1,8 @@
 """Every public tl function follows scanpy's conventions."""
 
 import inspect
+import sys
+import warnings
 import typing
 
 import anndata as ad
@@ -57,3 +59,24 @@ def test_copy_and_key_added_move_every_output(name):
         for argument, value in RUNS[name].items():
             assert params[argument] == (list(value) if isinstance(value, tuple) else value)
         assert {"device", "versions", "random_state"} <= set(params)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_view_is_written_without_warnings_and_reports_through_scanpy(name, capsys):
+    adata = sc.datasets.pbmc68k_reduced()
+    view = adata[:600]
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.verbosity, sc.settings.logfile = "info", sys.stderr  # the stream capsys captures
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert getattr(sl.tl, name)(view, **RUNS[name]) is None
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
+    assert not view.is_view  # made an AnnData of its own, like scanpy's tools do
+    printed = capsys.readouterr().err  # the info lines, printed by scanpy's logging
+    assert f"{name}: adata is a view" in printed
+    if name in ("scvae", "groupenc", "ae_sampling"):
+        kept = view.uns[name]["params"]["kept_epoch"]
+        assert f"trained 2 epochs on cpu, kept epoch {kept + 1}" in printed
+        assert f"added obsm['X_{name}']" in printed

@@ -4,6 +4,7 @@ from itertools import combinations
 import anndata as ad
 import numpy as np
 import pytest
+import scanpy as sc
 import torch
 
 import sclatent as sl
@@ -98,6 +99,19 @@ def test_tl_groupenc_computes_pcs_when_missing(bladder_counts, caplog):
     assert out.obsm["X_pca"].shape == (600, 50) and out.obsm["X_groupenc"].shape == (600, 2)
     assert "computing 50 principal components" in caplog.text
     assert "looks like raw counts" in caplog.text
+    expected = sc.pp.pca(adata, n_comps=50, random_state=0, copy=True)  # what scanpy stores
+    np.testing.assert_allclose(out.obsm["X_pca"], expected.obsm["X_pca"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out.varm["PCs"], expected.varm["PCs"], rtol=1e-4, atol=1e-5)
+    assert out.uns["pca"]["variance_ratio"].shape == (50,)
+
+
+def test_tl_groupenc_on_a_path_without_pcs(bladder_counts, tmp_path):
+    path = tmp_path / "counts.h5ad"
+    bladder_counts[:600].copy().write_h5ad(path)
+    out = sl.tl.groupenc(path, epochs=2, batch_size=128, progress=False)
+    assert out.isbacked and out.obsm["X_groupenc"].shape == (600, 2)
+    assert out.obsm["X_pca"].shape == (600, 50) and out.varm["PCs"].shape == (bladder_counts.n_vars, 50)
+    assert "variance" in out.uns["pca"]
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,9 @@ def test_gmvae_with_k_components_recovers_cell_types(bladder_counts):
     assert proba.shape[0] == adata.n_obs and proba.shape[1] == adata.uns["scvae"]["n_clusters"] == 16
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     assert np.array_equal(adata.obs["scvae_cluster"].astype(int), proba.argmax(1))
+    # legends list only the components that hold cells, named by their probability column
+    assert list(adata.obs["scvae_cluster"].cat.categories) == [str(k) for k in np.unique(proba.argmax(1))]
+    assert adata.obs["scvae_cluster"].value_counts().min() > 0
     assert bladder_ari(adata) >= GMVAE_K_ARI, bladder_ari(adata)
 
 

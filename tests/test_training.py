@@ -42,7 +42,7 @@ def fit(module, data, **config):
     rng = np.random.default_rng(0)
     order = rng.permutation(len(data))
     settings = {"epochs": 30, "batch_size": 64, "lr": 0.05, "progress": False, **config}
-    return train(module, data, order[64:], order[:64], TrainingConfig(**settings), rng)
+    return train(module, data, order[64:], order[:64], TrainingConfig(**settings), rng)[0]
 
 
 def test_loss_falls_and_history_has_every_term(data):
@@ -55,6 +55,18 @@ def test_loss_falls_and_history_has_every_term(data):
 def test_early_stopping_ends_a_run_that_does_not_improve(data):
     history = fit(Regression(4, constant=True), data, patience=3)
     assert len(history["train_loss"]) == 4  # the first epoch sets the best, then 3 without gain
+
+
+def test_kept_epoch_is_the_best_held_out_one(data):
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(data))
+    config = TrainingConfig(epochs=12, batch_size=64, lr=0.5, patience=50, progress=False)
+    torch.manual_seed(0)
+    history, kept = train(Regression(4), data, order[64:], order[:64], config, rng)
+    assert kept == int(np.argmin(history["val_loss"]))
+    config.early_stopping = False
+    history, kept = train(Regression(4), data, order[64:], order[:64], config, rng)
+    assert kept == len(history["train_loss"]) - 1
 
 
 def test_kl_warmup_rises_linearly_to_one(data):

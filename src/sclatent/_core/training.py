@@ -75,7 +75,7 @@ def train(
     rng: np.random.Generator,
     *,
     on_epoch_start: EpochHook | None = None,
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], int]:
     """Fit ``module`` by Adam on minibatches of ``data`` and return the per-epoch history.
 
     ``module.loss(batch, kl_weight)`` must return a dict of scalar tensors with the objective under
@@ -104,7 +104,9 @@ def train(
 
     Returns
     -------
-    Per-epoch lists: ``train_loss``, ``val_loss`` and ``val_<term>`` for each term of the loss.
+    Per-epoch lists: ``train_loss``, ``val_loss`` and ``val_<term>`` for each term of the loss; and
+    the epoch (0-based) whose weights the module keeps: the best held-out one with early stopping,
+    else the last.
     """
     device = data.x.device
     rank, world_size = rank_and_size()
@@ -130,7 +132,7 @@ def train(
     )
     warmup_steps = config.kl_warmup * len(sampler)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-    best_loss, best_state, epochs_without_gain = math.inf, None, 0
+    best_loss, best_state, best_epoch, epochs_without_gain = math.inf, None, None, 0
     step = 0
     bar = _progress_bar(config)
     for epoch in bar:
@@ -165,7 +167,7 @@ def train(
         if not config.early_stopping or step < warmup_steps or epoch < config.hold_epochs:
             continue
         if val_loss < best_loss:
-            best_loss, epochs_without_gain = val_loss, 0
+            best_loss, best_epoch, epochs_without_gain = val_loss, epoch, 0
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         else:
             epochs_without_gain += 1
@@ -175,7 +177,7 @@ def train(
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    return history
+    return history, len(history["train_loss"]) - 1 if best_epoch is None else best_epoch
 
 
 def _progress_bar(config: TrainingConfig) -> tqdm:

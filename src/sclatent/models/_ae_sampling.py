@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -15,9 +14,8 @@ from .. import _anndata as io
 from .._core.data import CellData, row_source
 from .._core.sampling import LOSSES, MODES, SamplingAutoencoder, draw_targets
 from .._core.validation import Check, Choice, Real, SeedLike
+from .._logging import logger
 from ._base import BaseModel, arguments
-
-logger = logging.getLogger("sclatent")
 
 
 class SamplingAE(BaseModel):

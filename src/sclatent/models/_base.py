@@ -171,7 +171,7 @@ class BaseModel(ABC):
             np.sort(order[n_val:]),
             np.sort(order[:n_val]),
         )
-        self.history_ = train(
+        self.history_, self.fitted_["kept_epoch"] = train(
             module, data, order[n_val:], order[:n_val], config, rng, **self._hooks(module, data, rng)
         )
         self.module_ = module
@@ -247,6 +247,7 @@ class BaseModel(ABC):
         params = dict(self.params)
         params["epochs"] = self.fitted_.get("epochs", params["epochs"])
         params["epochs_run"] = len(self.history_.get("train_loss", []))
+        params["kept_epoch"] = self.fitted_.get("kept_epoch")
         params["device"] = self.fitted_.get("device", params["device"])
         params["requested_device"] = self.params["device"]
         params["random_state"] = self.seed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -11,11 +10,11 @@ import scanpy as sc
 from anndata import AnnData
 
 from .. import _anndata as io
+from .._core.disk import is_on_disk
 from .._core.validation import SeedLike
+from .._logging import logger
 from ..models import GroupEnc
 from ._utils import fit_and_write
-
-logger = logging.getLogger("sclatent")
 
 N_PCS = 50
 
@@ -54,8 +53,9 @@ def groupenc(
         outputs.
     gamma, n_latent, use_rep, hidden, kl_weight
         The model; see :class:`sclatent.models.GroupEnc`. With ``use_rep=None`` and no
-        ``obsm["X_pca"]``, 50 principal components of ``.X`` are computed the scanpy way (a warning is
-        logged) and stored in ``obsm["X_pca"]`` along with the embedding.
+        ``obsm["X_pca"]``, 50 principal components of ``.X`` are computed by ``sc.pp.pca`` (a warning
+        is logged; a matrix on disk is read into memory for it) and stored as it stores them,
+        ``obsm["X_pca"]``, ``varm["PCs"]``, ``uns["pca"]``, along with the embedding.
     epochs, batch_size, lr, early_stopping, patience, validation_fraction
         Training; see :class:`sclatent.models.GroupEnc`.
     random_state, device, progress
@@ -76,25 +76,36 @@ def groupenc(
         ``train_loss``, ``val_loss``, ``val_group``, ``val_kl``).
     """
     model = GroupEnc(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
-    inputs, extra = None, None
-    if use_rep is None and isinstance(adata, AnnData) and "X_pca" not in adata.obsm:
-        pcs = _pca(adata, model.params["random_state"])
-        inputs = AnnData(obs=adata.obs[[]].copy(), obsm={"X_pca": pcs})
+    pca: list[AnnData] = []
 
-        def extra(target: AnnData, key: str) -> None:
-            target.obsm["X_pca"] = pcs
+    def inputs(opened: AnnData) -> AnnData:
+        if use_rep is not None or "X_pca" in opened.obsm:
+            return opened
+        pca.append(_pca(opened, model.params["random_state"]))
+        return pca[0]
+
+    def extra(target: AnnData, key: str) -> None:
+        if pca:
+            target.obsm["X_pca"], target.varm["PCs"] = pca[0].obsm["X_pca"], pca[0].varm["PCs"]
+            target.uns["pca"] = pca[0].uns["pca"]
 
     return fit_and_write(model, adata, key_added=key_added, copy=copy, extra=extra, inputs=inputs)
 
 
-def _pca(adata: AnnData, random_state: int | None) -> np.ndarray:
-    """50 principal components of ``.X``, as ``sc.pp.pca`` computes them, with the warnings due."""
+def _pca(adata: AnnData, random_state: int | None) -> AnnData:
+    """``sc.pp.pca`` of ``.X`` (50 components) in a new AnnData, with the warnings due.
+
+    A matrix on disk is read into memory for it (sparse stays sparse).
+    """
     matrix = io.get_matrix(adata)
+    if is_on_disk(matrix):
+        matrix = matrix.to_memory() if hasattr(matrix, "to_memory") else matrix[()]
     io.check_finite(matrix, "adata.X")
     n_comps = min(N_PCS, adata.n_obs - 1, adata.n_vars - 1)
     logger.warning(
         "groupenc: adata.obsm['X_pca'] is missing; computing %d principal components of adata.X "
-        "(sc.pp.pca). Run sc.pp.pca first to choose them yourself.",
+        "(sc.pp.pca), stored in obsm['X_pca'], varm['PCs'] and uns['pca']. Run sc.pp.pca first to "
+        "choose them yourself.",
         n_comps,
     )
     if io.looks_like_counts(matrix):
@@ -102,5 +113,7 @@ def _pca(adata: AnnData, random_state: int | None) -> np.ndarray:
             "groupenc: adata.X looks like raw counts, but GroupEnc expects normalised, log-transformed, "
             "scaled data. Run sc.pp.normalize_total, sc.pp.log1p and sc.pp.scale first."
         )
-    pcs = sc.pp.pca(matrix, n_comps=n_comps, random_state=random_state)
-    return np.ascontiguousarray(pcs, dtype=np.float32)
+    pcs = AnnData(X=matrix, obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
+    sc.pp.pca(pcs, n_comps=n_comps, random_state=random_state)
+    pcs.obsm["X_pca"] = np.ascontiguousarray(pcs.obsm["X_pca"], dtype=np.float32)
+    return pcs

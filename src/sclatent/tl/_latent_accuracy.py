@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,8 +20,8 @@ from sklearn.svm import SVC
 
 from .. import _anndata as io
 from .._core.validation import Key, Real, SeedLike, check_arguments, check_choice, flag, resolve_seed, seed
-
-logger = logging.getLogger("sclatent")
+from .._logging import logger
+from ._utils import output_target
 
 
 def _classifier(name: str, random_state: int, n_train: int) -> ClassifierMixin:
@@ -160,7 +159,7 @@ def latent_accuracy(
         accuracy[name] = float(accuracy_score(codes[test], predicted))
         macro_f1[name] = float(f1_score(codes[test], predicted, average="macro"))
         logger.info("latent_accuracy %s %s: accuracy %.4f", key, name, accuracy[name])
-    target = adata.copy() if args["copy"] else adata
+    target = output_target(adata, copy=args["copy"], tool="latent_accuracy")
     target.uns.setdefault(results_key, {})[key] = {
         "accuracy": accuracy,
         "macro_f1": macro_f1,

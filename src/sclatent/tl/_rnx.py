@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,8 +11,8 @@ from .. import _anndata as io
 from .._core.device import resolve_device
 from .._core.rnx import k_grid, rnx_curves
 from .._core.validation import Integer, Key, SeedLike, check_arguments, device, flag, resolve_seed, seed
-
-logger = logging.getLogger("sclatent")
+from .._logging import logger
+from ._utils import output_target
 
 _CHECKS = {
     "use_rep": Key(),
@@ -104,7 +103,7 @@ def rnx(
     resolved = resolve_device(device)
     results = rnx_curves(ref_matrix, embeddings, rows=rows, device=resolved)
     grid = k_grid(n)
-    target = adata.copy() if copy else adata
+    target = output_target(adata, copy=copy, tool="rnx")
     scores = target.uns.setdefault(results_key, {})
     for key, result in zip(keys, results, strict=True):
         scores[key] = {

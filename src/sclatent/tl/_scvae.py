@@ -83,9 +83,10 @@ def scvae(
         if prior != "mixture":
             return
         proba = model.cluster_probabilities(adata)
-        labels = np.argmax(proba, axis=1).astype(str)
-        categories = [str(k) for k in range(proba.shape[1])]
-        target.obs[f"{key}_cluster"] = pd.Categorical(labels, categories=categories)
+        clusters = np.argmax(proba, axis=1)
+        # categories: the clusters that hold cells, named by their column of the probabilities
+        categories = [str(k) for k in np.unique(clusters)]
+        target.obs[f"{key}_cluster"] = pd.Categorical(clusters.astype(str), categories=categories)
         target.obsm[f"X_{key}_cluster_proba"] = proba
         if labels_key is not None:
             labels, confidence = model.predict_labels(adata)

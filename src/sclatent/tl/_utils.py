@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
@@ -11,9 +10,22 @@ from anndata import AnnData
 from .._anndata import check_anndata
 from .._core.validation import Key, flag
 from .._io import read_anndata
+from .._logging import logger
 from ..models import BaseModel
 
-logger = logging.getLogger("sclatent")
+
+def output_target(adata: AnnData, *, copy: bool, tool: str) -> AnnData:
+    """The AnnData a tool writes into: a copy of ``adata``, or ``adata`` itself.
+
+    A view becomes an AnnData of its own first, as scanpy's tools make it (without anndata's
+    warning about setting elements of a view).
+    """
+    if copy:
+        return adata.copy()
+    if adata.is_view:
+        logger.info("%s: adata is a view; writing into it makes it an AnnData of its own", tool)
+        adata._init_as_actual(adata.copy())
+    return adata
 
 
 def fit_and_write(
@@ -23,7 +35,7 @@ def fit_and_write(
     key_added: str | None,
     copy: bool,
     extra: Callable[[AnnData, str], None] | None = None,
-    inputs: AnnData | None = None,
+    inputs: Callable[[AnnData], AnnData] | None = None,
 ) -> AnnData | None:
     """Fit ``model`` on ``adata``, then write ``obsm["X_<key>"]`` and ``uns[key]``.
 
@@ -41,9 +53,11 @@ def fit_and_write(
     copy
         Write into a copy and return it.
     extra
-        Writes further outputs into the target AnnData, given the key.
+        Writes further outputs (``obs``, ``obsm``, ``varm``, ``uns``) into an empty AnnData with the
+        cells and features of ``adata``, given the key; they are copied into the target.
     inputs
-        What the model reads, when that is not ``adata`` itself (e.g. PCs computed on the fly).
+        Given the (opened) ``adata``, what the model reads, when that is not ``adata`` itself (e.g.
+        PCs computed on the fly).
 
     Returns
     -------
@@ -55,27 +69,31 @@ def fit_and_write(
     from_path = not isinstance(adata, AnnData)
     if from_path:
         adata = read_anndata(adata, backed=True)
-    inputs = adata if inputs is None else inputs
-    model.fit(inputs)
-    embedding = model.transform(inputs)
-    staged = AnnData(obs=adata.obs[[]].copy())
+    model_inputs = adata if inputs is None else inputs(adata)
+    model.fit(model_inputs)
+    embedding = model.transform(model_inputs)
+    staged = AnnData(obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
     if extra is not None:
         extra(staged, key)
-    target = adata.copy() if copy and not from_path else adata
+    target = output_target(adata, copy=copy and not from_path, tool=model.tool)
     target.obsm[f"X_{key}"] = embedding
-    for name, value in staged.obsm.items():
-        target.obsm[name] = value
+    for field in ("obsm", "varm", "uns"):
+        for name, value in getattr(staged, field).items():
+            getattr(target, field)[name] = value
     for name in staged.obs.columns:
         target.obs[name] = staged.obs[name].values
     target.uns[key] = model.uns_record()
-    history = model.history_
+    history, kept = model.history_, model.fitted_["kept_epoch"]
+    added = [f"obsm[{name!r}]" for name in (f"X_{key}", *staged.obsm)]
+    added += [f"{field}[{name!r}]" for field in ("obs", "varm", "uns") for name in getattr(staged, field)]
     logger.info(
-        "%s: %d epochs on %s; added obsm['X_%s'] and uns[%r]%s",
+        "%s: trained %d epochs on %s, kept epoch %d%s; added %s, uns[%r]",
         model.tool,
         len(history["train_loss"]),
         model.fitted_["device"],
+        kept + 1,
+        f" (val_loss {history['val_loss'][kept]:.4g})" if history.get("val_loss") else "",
+        ", ".join(added),
         key,
-        key,
-        f", final val_loss {history['val_loss'][-1]:.4g}" if history.get("val_loss") else "",
     )
     return target if copy or from_path else None
