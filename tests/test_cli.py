@@ -40,6 +40,34 @@ def test_groupenc_ae_sampling_and_rnx_round_trip(pbmc_path, tmp_path):
     assert result.uns["ae_sampling"]["params"]["p"] == 0.5
     assert set(result.uns["rnx"]) == {"X_ge", "X_umap"}
     assert plot.read_bytes().startswith(b"\x89PNG")
+    scored = tmp_path / "scored.h5ad"
+    argv = ["latent-accuracy", str(third), str(scored), "--basis", "ge", "--labels-key", "bulk_labels"]
+    assert main([*argv, "--classifiers", "knn", "nb"]) == 0
+    accuracy = ad.read_h5ad(scored).uns["latent_accuracy"]["X_ge"]["accuracy"]
+    assert set(accuracy) == {"knn", "nb"} and 0 < accuracy["knn"] <= 1
+
+
+def test_several_values_never_take_the_paths(small_counts, tmp_path):
+    source, out = tmp_path / "counts.h5ad", tmp_path / "out.h5ad"
+    small_counts.write_h5ad(source)
+    argv = ["scvae", "--hidden", "64", "32", str(source), str(out), "--epochs", "1", "--no-progress"]
+    assert main(argv) == 0
+    assert list(ad.read_h5ad(out).uns["scvae"]["params"]["hidden"]) == [64, 32]
+
+
+def test_help_is_plain_text_with_choices_and_one_default(capsys):
+    for command in ("scvae", "groupenc", "ae-sampling", "rnx", "latent-accuracy", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text and ":class:" not in text and "e.g\n" not in text
+        for option in text.split("\n  --")[1:]:
+            assert option.count("default") <= 1, option
+    with pytest.raises(SystemExit):
+        main(["scvae", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--likelihood {poisson,nb,zip,zinb,gaussian}" in text and "(default: zinb)" in text
+    assert "(default: 128)" in text  # --hidden, a tuple, shown as its values
 
 
 @pytest.mark.parametrize(

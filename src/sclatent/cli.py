@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._core.validation import Integer
+from ._core.validation import Choice, Choices, Integer
 
 USAGE_ERROR = 2
 #: Exit code after Ctrl-C, as shells report SIGINT.
@@ -29,18 +30,33 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Arguments of the tl functions that the command line sets itself.
 _FIXED = {"adata", "copy"}
 #: Options of the command line that are not arguments of the tool.
-_CLI_ONLY = {"command", "input", "output", "threads", "plot", "backed"}
+_CLI_ONLY = {"command", "input", "output", "threads", "plot", "backed", "sub_commands"}
 
 
-def _tools() -> dict[str, tuple[Callable[..., Any], type | None]]:
-    """Each sub-command's ``tl`` function and the model class whose docstring describes its options."""
+class Tool(typing.NamedTuple):
+    """A sub-command: its ``tl`` function, where its options are documented, and their checks."""
+
+    function: Callable[..., Any]
+    documented_by: tuple[Any, ...]
+    checks: Mapping[str, Any]
+
+
+def _tools() -> dict[str, Tool]:
+    """Each sub-command's tool."""
     from . import models, tl
+    from ._core.validation import TRAINING
+    from .tl._latent_accuracy import _CHECKS as LATENT_ACCURACY
+    from .tl._rnx import _CHECKS as RNX
+
+    def model_tool(function: Callable[..., Any], model: type[models.BaseModel]) -> Tool:
+        return Tool(function, (function, model), TRAINING | model.checks)
 
     return {
-        "scvae": (tl.scvae, models.SCVAE),
-        "groupenc": (tl.groupenc, models.GroupEnc),
-        "ae-sampling": (tl.ae_sampling, models.SamplingAE),
-        "rnx": (tl.rnx, None),
+        "scvae": model_tool(tl.scvae, models.SCVAE),
+        "groupenc": model_tool(tl.groupenc, models.GroupEnc),
+        "ae-sampling": model_tool(tl.ae_sampling, models.SamplingAE),
+        "rnx": Tool(tl.rnx, (tl.rnx,), RNX),
+        "latent-accuracy": Tool(tl.latent_accuracy, (tl.latent_accuracy,), LATENT_ACCURACY),
     }
 
 
@@ -52,39 +68,57 @@ def _none_or(kind: type) -> Callable[[str], Any]:
     return parse
 
 
-def _option(parser: argparse.ArgumentParser, name: str, hint: Any, default: Any, doc: str) -> None:
-    """Add ``--name`` to ``parser`` with a type read from the annotation ``hint``."""
+def _option(
+    parser: argparse.ArgumentParser, name: str, parameter: inspect.Parameter, hint: Any, **how: Any
+) -> None:
+    """Add ``--name`` to ``parser`` with a type read from the annotation ``hint``.
+
+    ``how`` holds ``help`` and ``choices`` (None: any value).
+    """
     flag = "--" + name.replace("_", "-")
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     args = typing.get_args(hint) if union else (hint,)
-    optional = type(None) in args
     kinds = [a for a in args if a is not type(None)]
-    help_text = f"{doc} (default: {default!r})"
+    required = parameter.default is inspect.Parameter.empty
+    default = None if required else parameter.default
+    if not required and "default" not in how["help"].lower():
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        how["help"] += f" (default: {shown})"
+    how = {"required": required, "default": default, **how}
     if bool in kinds:
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        del how["choices"]
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **how)
         return
     sequences = [k for k in kinds if typing.get_origin(k) in (Sequence, list, tuple)]
     if sequences:
         item = (typing.get_args(sequences[0]) or (str,))[0]
-        parser.add_argument(
-            flag, nargs="+", type=item, default=default, metavar=item.__name__.upper(), help=help_text
-        )
+        metavar = item.__name__.upper() if how["choices"] is None else None
+        parser.add_argument(flag, nargs="+", type=item, metavar=metavar, **how)
         return
     kind = kinds[0] if kinds[0] in (int, float, str) else str
-    parser.add_argument(flag, type=_none_or(kind) if optional else kind, default=default, help=help_text)
+    parser.add_argument(flag, type=_none_or(kind) if type(None) in args else kind, **how)
 
 
-def _parameter_docs(owner: Callable[..., Any] | type) -> dict[str, str]:
-    """First sentence of each parameter's description in a numpydoc docstring."""
+def _parameter_docs(*owners: Any) -> dict[str, str]:
+    """Each parameter's description in numpydoc docstrings, as plain text (the first owner wins)."""
     docs: dict[str, str] = {}
-    names: list[str] = []
-    for line in inspect.getdoc(owner).splitlines():
-        if line.startswith("    ") and names:
-            for name in names:
-                docs[name] = f"{docs.get(name, '')} {line.strip()}".strip()
-        else:
-            names = [n.strip() for n in line.split(",")] if line and " " not in line.strip(", ") else []
-    return {name: text.split(". ")[0].rstrip(".") for name, text in docs.items()}
+    for owner in reversed(owners):
+        found: dict[str, str] = {}
+        names: list[str] = []
+        for line in inspect.getdoc(owner).splitlines():
+            if line.startswith("    ") and names:
+                for name in names:
+                    found[name] = f"{found.get(name, '')} {line.strip()}".strip()
+            else:
+                names = [n.strip() for n in line.split(",")] if line and " " not in line.strip(", ") else []
+        docs.update({name: _plain(text) for name, text in found.items()})
+    return docs
+
+
+def _plain(text: str) -> str:
+    """ReStructuredText roles and literals as plain text: ``:class:`a.B``` -> ``B``."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]+\.)?([\w]+)`", r"\1", text)
+    return text.replace("``", "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,17 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sclatent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sclatent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command, (fn, model) in _tools().items():
-        summary = inspect.getdoc(fn).splitlines()[0]
+    parser.set_defaults(sub_commands={})
+    for command, tool in _tools().items():
+        summary = inspect.getdoc(tool.function).splitlines()[0]
         sub = commands.add_parser(command, help=summary, description=summary)
+        parser.get_default("sub_commands")[command] = sub
         sub.add_argument("input", metavar="IN", help="input AnnData (.h5ad or .zarr)")
         sub.add_argument("output", metavar="OUT", help="output AnnData (.h5ad or .zarr)")
-        hints = typing.get_type_hints(fn)
-        docs = _parameter_docs(fn) | (_parameter_docs(model) if model is not None else {})
-        for name, parameter in inspect.signature(fn).parameters.items():
+        hints = typing.get_type_hints(tool.function)
+        docs = _parameter_docs(*tool.documented_by)
+        for name, parameter in inspect.signature(tool.function).parameters.items():
             if name in _FIXED:
                 continue
-            _option(sub, name, hints[name], parameter.default, docs.get(name, ""))
+            check = tool.checks.get(name)
+            choices = check.choices if isinstance(check, Choice | Choices) else None
+            _option(sub, name, parameter, hints[name], help=docs.get(name, ""), choices=choices)
         if "random_state" in hints:
             sub.add_argument("--seed", dest="random_state", type=int, help="alias of --random-state")
         sub.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
@@ -116,11 +154,71 @@ def build_parser() -> argparse.ArgumentParser:
         if command == "rnx":
             sub.add_argument("--plot", metavar="PNG", help="also save the sl.pl.rnx figure here")
     demo = commands.add_parser("demo", help="train on bundled data; write demo.h5ad, demo.png and rnx.png")
-    demo.add_argument("--out", default="sclatent_demo", help="output folder")
-    demo.add_argument("--epochs", type=int, default=20, help="scVAE epochs")
-    demo.add_argument("--groupenc-epochs", type=int, default=100, help="GroupEnc epochs")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument("--out", default="sclatent_demo", help="output folder (default: sclatent_demo)")
+    demo.add_argument("--epochs", type=int, default=20, help="scVAE epochs (default: 20)")
+    demo.add_argument("--groupenc-epochs", type=int, default=100, help="GroupEnc epochs (default: 100)")
+    demo.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)"
+    )
     return parser
+
+
+def positionals_first(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``argv`` with a sub-command's IN and OUT moved before its options.
+
+    argparse lets an option that takes several values (``--hidden 64 32``) take every word after it,
+    the paths included. Its values end here at the first word that is an option, does not convert to
+    the option's type or choices, or names an AnnData file (``.h5ad`` / ``.zarr``).
+    """
+    from ._io import ANNDATA_SUFFIXES
+
+    sub = parser.get_default("sub_commands").get(argv[0]) if argv else None
+    if sub is None:
+        return list(argv)
+    actions = {flag: action for action in sub._actions for flag in action.option_strings}
+    positionals: list[str] = []
+    options: list[str] = []
+    words = list(argv[1:])
+    while words:
+        word = words.pop(0)
+        if word == "--":
+            positionals += words
+            break
+        action = actions.get(word.split("=", 1)[0]) if word.startswith("--") else None
+        if action is None or "=" in word:
+            (options if word.startswith("-") and not _is_number(word) else positionals).append(word)
+            continue
+        options.append(word)
+        if action.nargs == 0:
+            continue
+        if action.nargs != "+":
+            options += words[:1]
+            del words[:1]
+            continue
+        while words and _is_value(words[0], action, ANNDATA_SUFFIXES):
+            options.append(words.pop(0))
+    return [argv[0], *positionals, *options]
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_value(word: str, action: argparse.Action, not_suffixes: Sequence[str]) -> bool:
+    """Whether ``word`` can be a value of the several-valued option ``action``."""
+    if word.startswith("-") and not _is_number(word):
+        return False
+    if word.rstrip("/").lower().endswith(tuple(not_suffixes)):
+        return False
+    try:
+        value = action.type(word) if action.type is not None else word
+    except (TypeError, ValueError):
+        return False
+    return action.choices is None or value in action.choices
 
 
 def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
@@ -151,7 +249,7 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     distributed = init_from_env()  # under torchrun: one process per shard of cells
     try:
         adata = read_anndata(args.input, backed=args.backed)
-        _tools()[args.command][0](adata, **options)
+        _tools()[args.command].function(adata, **options)
         if rank_and_size()[0] == 0:
             _save(adata, args, decimals)
     finally:
@@ -219,14 +317,16 @@ def pipeline_step(
 
     argv = [command, input_path, f"{prefix}.h5ad", "--threads", str(threads), "--random-state", str(seed)]
     argv += ["--plot", f"{prefix}.png"] if command == "rnx" else ["--no-progress"]
-    run(build_parser().parse_args([*argv, *args]), decimals=decimals)
+    parser = build_parser()
+    run(parser.parse_args(positionals_first(parser, [*argv, *args])), decimals=decimals)
     lines = [f'"{process}":'] + [f"    {name}: {value}" for name, value in versions().items()]
     Path("versions.yml").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``sclatent`` and ``python -m sclatent``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(positionals_first(parser, sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
         from ._demo import run_demo
 

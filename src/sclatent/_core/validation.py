@@ -9,7 +9,7 @@ what is allowed: a TypeError for the wrong kind of value, a ValueError for a val
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,19 @@ class Choice:
         if not isinstance(value, str) or value not in self.choices:
             _fail(name, value, f"one of {', '.join(map(repr, self.choices))}")
         return str(value)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """One or more of a fixed set of strings: one string, or a sequence of them."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, name: str, value: Any) -> tuple[str, ...]:
+        values = (value,) if isinstance(value, str) else value
+        if not isinstance(values, Sequence) or not values:
+            _fail(name, value, f"one or more of {', '.join(map(repr, self.choices))}", TypeError)
+        return tuple(Choice(self.choices)(name, v) for v in values)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .. import _anndata as io
-from .._core.validation import Key, Real, SeedLike, check_arguments, check_choice, flag, resolve_seed, seed
+from .._core.validation import Choices, Key, Real, SeedLike, check_arguments, flag, resolve_seed, seed
 from .._logging import logger
 from ._utils import output_target
 
@@ -42,19 +42,10 @@ def _classifier(name: str, random_state: int, n_train: int) -> ClassifierMixin:
 CLASSIFIERS = ("knn", "logreg", "svm", "rf", "mlp", "nb")
 
 
-def _check_classifiers(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
-    """One classifier's name or several, each checked."""
-    names = (value,) if isinstance(value, str) else value
-    if not isinstance(names, Sequence) or not names:
-        msg = f"{name}={value!r}: expected one or more of {', '.join(map(repr, CLASSIFIERS))}."
-        raise TypeError(msg)
-    return tuple(check_choice(name, n, CLASSIFIERS) for n in names)
-
-
 _CHECKS = {
     "basis": Key(optional=False),
     "labels_key": Key(optional=False),
-    "classifiers": _check_classifiers,
+    "classifiers": Choices(CLASSIFIERS),
     "test_size": Real(low=0, high=1, low_open=True, high_open=True),
     "split_key": Key(),
     "random_state": seed,
