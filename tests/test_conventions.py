@@ -2,8 +2,8 @@
 
 import inspect
 import sys
-import warnings
 import typing
+import warnings
 
 import anndata as ad
 import pytest

@@ -23,22 +23,60 @@ def test_pl_rnx_draws_one_curve_per_embedding(scored, tmp_path):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     lines = ax.get_lines()
-    assert len(lines) == 2
-    np.testing.assert_array_equal(lines[0].get_ydata(), scored.uns["rnx"]["X_umap"]["rnx"])
+    assert len(lines) == 2 and [line.get_color() for line in lines] == ["red", "blue"]
+    score = scored.uns["rnx"]["X_umap"]
+    shown = score["K"] <= scored.n_obs // 2  # the default stops at K = N/2
+    np.testing.assert_array_equal(lines[0].get_xdata(), score["K"][shown])
+    np.testing.assert_array_equal(lines[0].get_ydata(), score["rnx"][shown])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    local, global_ = scored.uns["rnx"]["X_umap"]["local_sp"], scored.uns["rnx"]["X_umap"]["global_sp"]
-    assert f"umap ({local:.3f}, {global_:.3f})" in labels
-    fig.savefig(tmp_path / "rnx.png")
-    assert (tmp_path / "rnx.png").stat().st_size > 0
+    assert f"umap ({score['local_sp']:.3f}, {score['global_sp']:.3f})" in labels
+    assert ax.get_title() == "Neighbourhoods kept from PCA (X_pca)"
+    plt.close(fig)
+    fig = sl.pl.rnx(scored, "umap", k_max=scored.n_obs, title="all K", figsize=(3, 2), return_fig=True)
+    assert len(fig.axes[0].get_lines()[0].get_xdata()) == len(score["K"])
+    assert fig.axes[0].get_title() == "all K" and tuple(fig.get_size_inches()) == (3, 2)
     plt.close(fig)
 
 
-def test_pl_rnx_on_given_axes_with_standard_errors(scored):
+@pytest.mark.parametrize(
+    ("palette", "expected"),
+    [
+        ("Set1", [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["Set1"].colors[:2]]),
+        ({"umap": "#00ff00", "X_pca2": "#0000ff"}, ["#0000ff", "#00ff00"]),
+        (["#123456"], ["#123456", "#123456"]),
+    ],
+)
+def test_pl_rnx_palettes_as_scanpy_takes_them(scored, palette, expected):
+    fig = sl.pl.rnx(scored, ["pca2", "umap"], palette=palette, return_fig=True)
+    assert [matplotlib.colors.to_hex(line.get_color()) for line in fig.axes[0].get_lines()] == expected
+    plt.close(fig)
+
+
+def test_pl_rnx_follows_figure_params_and_saves_into_figdir(scored, tmp_path):
+    figdir, sc.settings.figdir = sc.settings.figdir, tmp_path
+    try:
+        with matplotlib.rc_context({"figure.figsize": (4, 3)}):
+            fig = sl.pl.rnx(scored, save="_pbmc.pdf", show=False, return_fig=True)
+    finally:
+        sc.settings.figdir = figdir
+    assert tuple(fig.get_size_inches()) == (4, 3)
+    assert (tmp_path / "rnx_pbmc.pdf").read_bytes().startswith(b"%PDF")
+    plt.close(fig)
+
+
+def test_pl_rnx_sampled_curve_has_a_standard_error_band(scored):
     sl.tl.rnx(scored, "umap", n_ref=100, key_added="sampled")
     fig, ax = plt.subplots()
     returned = sl.pl.rnx(scored, "umap", key="sampled", ax=ax, show=False)
     assert returned is ax and len(ax.get_lines()) == 1
-    assert "±" in ax.get_legend().get_texts()[0].get_text()
+    label = ax.get_legend().get_texts()[0].get_text()
+    assert "sampled" in label and "±" in label
+    (band,) = ax.collections
+    lower = band.get_paths()[0].vertices[:, 1].min()
+    score = scored.uns["sampled"]["X_umap"]
+    shown = score["K"] <= scored.n_obs // 2
+    assert lower == pytest.approx((score["rnx"][shown] - score["rnx_se"][shown]).min())
+    assert (score["rnx_se"] > 0).any()
     plt.close(fig)
 
 
@@ -47,22 +85,51 @@ def test_pl_rnx_errors(scored):
         sl.pl.rnx(scored, key="missing")
     with pytest.raises(KeyError, match="basis='tsne' has no R_NX"):
         sl.pl.rnx(scored, "tsne", show=False)
-    with pytest.raises(ValueError, match="palette"):
-        sl.pl.rnx(scored, palette=["red"], show=False)
+    with pytest.raises(ValueError, match="not a matplotlib colormap"):
+        sl.pl.rnx(scored, palette="Set99", show=False)
+    with pytest.raises(ValueError, match="no colour for"):
+        sl.pl.rnx(scored, palette={"umap": "red"}, show=False)
 
 
-def test_pl_history_draws_the_chosen_metrics(tmp_path):
+@pytest.fixture(scope="module")
+def trained():
     adata = sc.datasets.pbmc68k_reduced()
-    sl.tl.groupenc(adata, epochs=3, batch_size=64, progress=False)
-    fig = sl.pl.history(adata, "groupenc", return_fig=True)
-    lines = fig.axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["train_loss", "val_loss"]
-    np.testing.assert_array_equal(lines[1].get_ydata(), adata.uns["groupenc"]["history"]["val_loss"])
+    sl.tl.scvae(adata, likelihood="gaussian", use_rep="X_pca", epochs=12, patience=3, progress=False)
+    sl.tl.scvae(adata, likelihood="gaussian", use_rep="X_pca", epochs=6, key_added="short", progress=False)
+    return adata
+
+
+def test_pl_history_panels_kept_epoch_and_integer_epochs(trained):
+    fig = sl.pl.history(trained, "scvae", metrics=("train_loss", "val_loss", "val_kl"), return_fig=True)
+    losses, kl = fig.axes
+    assert [line.get_label() for line in losses.get_lines()[:2]] == ["train_loss", "val_loss"]
+    np.testing.assert_array_equal(
+        losses.get_lines()[1].get_ydata(), trained.uns["scvae"]["history"]["val_loss"]
+    )
+    kept = trained.uns["scvae"]["params"]["kept_epoch"] + 1
+    assert f"kept epoch {kept}" in [line.get_label() for line in losses.get_lines()]
+    assert kl.get_ylabel() == "val_kl" and losses.get_xlabel() == "epoch"
+    ticks = losses.get_xticks()
+    assert np.array_equal(ticks, np.round(ticks))
     plt.close(fig)
-    ax = sl.pl.history(adata, "groupenc", metrics=("val_group", "val_kl"), show=False)
-    assert len(ax.get_lines()) == 2
-    plt.close(ax.figure)
+
+
+def test_pl_history_of_two_models(trained):
+    fig = sl.pl.history(trained, ["scvae", "short"], title="two", return_fig=True)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert {"scvae: train_loss", "scvae: val_loss", "short: train_loss", "short: val_loss"} <= set(labels)
+    colour = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+    assert colour["scvae: val_loss"] == colour["scvae: train_loss"] != colour["short: val_loss"]
+    assert fig.axes[0].get_title() == "two"
+    plt.close(fig)
+
+
+def test_pl_history_errors(trained):
     with pytest.raises(KeyError, match="no training history"):
-        sl.pl.history(adata, "scvae")
-    with pytest.raises(KeyError, match="val_elbo"):
-        sl.pl.history(adata, "groupenc", metrics=("val_elbo",))
+        sl.pl.history(trained, "groupenc")
+    with pytest.raises(KeyError, match="val_group"):
+        sl.pl.history(trained, "scvae", metrics=("val_group",))
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="panels"):
+        sl.pl.history(trained, "scvae", metrics=("val_loss", "val_kl"), ax=ax)
+    plt.close(fig)

@@ -84,6 +84,36 @@ def test_sampled_estimate_within_three_standard_errors():
     assert abs(sampled.global_sp - exact.global_sp) <= 3 * sampled.global_sp_se
 
 
+def test_curve_standard_errors_match_the_per_row_shares():
+    rng = np.random.default_rng(2)
+    n, m = 400, 60
+    high = rng.normal(size=(n, 6))
+    low = high[:, :2] + 0.3 * rng.normal(size=(n, 2))
+    rows = np.sort(rng.choice(n, m, replace=False))
+    sampled = rnx_curves(high, [low], rows=rows)[0]
+
+    # brute force: each reference row's share of its K nearest neighbours kept, Q(K) their mean
+    def neighbours(x):
+        d = cdist(x[rows], x, "sqeuclidean")
+        d[np.arange(m), rows] = -np.inf
+        return np.argsort(d, axis=1, kind="stable")[:, 1:]
+
+    near_high, near_low = neighbours(high), neighbours(low)
+    k = k_grid(n)
+    shares = np.array(
+        [
+            [len(np.intersect1d(h[:kk], lo[:kk])) / kk for kk in k]
+            for h, lo in zip(near_high, near_low, strict=True)
+        ]
+    )
+    se_q = shares.std(0, ddof=1) * np.sqrt((n - m) / ((n - 1) * m))
+    np.testing.assert_allclose(sampled.rnx_se, (n - 1) / (n - 1 - k) * se_q, rtol=1e-9, atol=1e-12)
+    exact = rnx_curves(high, [low])[0]
+    assert np.all(exact.rnx_se == 0)
+    inside = np.abs(sampled.rnx[k - 1] - exact.rnx[k - 1]) <= 3 * sampled.rnx_se + 1e-12
+    assert inside.mean() > 0.9
+
+
 def test_k_grid():
     np.testing.assert_array_equal(k_grid(10), np.arange(1, 9))
     grid = k_grid(1_000_000)

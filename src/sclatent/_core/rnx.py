@@ -48,6 +48,8 @@ class RnxResult:
         Standard errors of the SP values (0 when every cell is a reference).
     n_ref
         Reference cells the curve is averaged over (N when exact).
+    rnx_se
+        Standard errors of R_NX(K) at the K of :func:`k_grid` (zeros when every cell is a reference).
     """
 
     rnx: np.ndarray
@@ -56,6 +58,7 @@ class RnxResult:
     local_sp_se: float
     global_sp_se: float
     n_ref: int
+    rnx_se: np.ndarray
 
 
 class _Space:
@@ -255,31 +258,42 @@ def rnx_curves(
     pair_weights = [w.to(device) for w in pair_weights]
     hist = [torch.zeros(n, dtype=torch.int64, device=device) for _ in spaces]
     per_row: list[list[torch.Tensor]] = [[] for _ in spaces]
+    # sampled: sums over reference rows of c_i(K) and c_i(K)^2 (c_i: neighbours shared at K) on the grid
+    grid_k = torch.as_tensor(k_grid(n), device=device, dtype=torch.int32)
+    moments = [torch.zeros(2, len(grid_k), dtype=torch.float64, device=device) for _ in spaces]
     step = max(_MIN_ROWS, chunk_bytes // (_BYTES_PER_ENTRY * n))
     positions = torch.arange(n, device=device, dtype=torch.int32)
     for start in range(0, len(rows_all), step):
         rows = rows_all[start : start + step].to(device)
         by_reference = neighbour_order(ref.sq_dists(rows), rows)
         grid = positions.expand(len(rows), n)
-        for space, counts, rows_sp in zip(spaces, hist, per_row, strict=True):
+        for space, counts, rows_sp, sums in zip(spaces, hist, per_row, moments, strict=True):
             order = neighbour_order(space.sq_dists(rows), rows)
             rank = torch.empty_like(grid).scatter_(1, order, grid)
             co_rank = torch.maximum(rank.gather(1, by_reference), grid)
             counts += torch.bincount(co_rank.flatten(), minlength=n)
             if not exact:
+                # the self match has co-rank 0 and is not counted
+                shared = torch.searchsorted(
+                    co_rank.sort(1).values, grid_k.expand(len(rows), -1).contiguous(), right=True
+                )
+                shared = (shared - 1).double()
+                sums += torch.stack([shared.sum(0), (shared**2).sum(0)])
                 co_rank = co_rank.long()  # take() wants int64; it is the fastest gather here
                 local = pair_weights[0].take(co_rank).sum(1) - constants[0]
                 global_ = pair_weights[1].take(co_rank).sum(1) - constants[1]
                 rows_sp.append(torch.stack([local, global_], 1))
     k = np.arange(1, n - 1, dtype=np.float64)
     results = []
-    for counts, rows_sp in zip(hist, per_row, strict=True):
+    for counts, rows_sp, sums in zip(hist, per_row, moments, strict=True):
         shared = counts.cpu().numpy()[1 : n - 1].cumsum()
         q = shared / (k * len(rows_all))
         rnx = ((n - 1) * q - k) / (n - 1 - k)
         local_se = global_se = 0.0
+        rnx_se = np.zeros(len(grid_k))
         if not exact:
             local_se, global_se = (_standard_error(t, n) for t in torch.cat(rows_sp).T)
+            rnx_se = _rnx_standard_error(sums.cpu().numpy(), grid_k.cpu().numpy(), n, len(rows_all))
         results.append(
             RnxResult(
                 rnx=rnx,
@@ -288,9 +302,23 @@ def rnx_curves(
                 local_sp_se=local_se,
                 global_sp_se=global_se,
                 n_ref=len(rows_all),
+                rnx_se=rnx_se,
             )
         )
     return results
+
+
+def _rnx_standard_error(sums: np.ndarray, k: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Standard errors of R_NX(K) from the sums of c_i(K) and c_i(K)^2 over m sampled rows.
+
+    R_NX(K) = ((N-1) Q(K) - K) / (N-1-K) with Q(K) the mean of c_i(K) / K, so its standard error is
+    (N-1) / (N-1-K) times that of Q(K), a mean over a sample without replacement from N cells.
+    """
+    if m < 2:
+        return np.full(len(k), np.nan)
+    variance = np.maximum(sums[1] - sums[0] ** 2 / m, 0.0) / (m - 1)
+    se_q = np.sqrt(variance * (n - m) / ((n - 1) * m)) / k
+    return (n - 1) / (n - 1 - k) * se_q
 
 
 def _standard_error(per_row: torch.Tensor, n: int) -> float:

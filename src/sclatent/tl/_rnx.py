@@ -71,7 +71,8 @@ def rnx(
     The copy when ``copy=True``, else None. Writes ``adata.uns["rnx"][basis]`` for each basis, a dict
     with ``"K"`` and ``"rnx"`` (the whole curve up to N = 100,002, else up to 2,000 log-spaced K),
     ``"local_sp"``, ``"global_sp"``, their standard errors ``"local_sp_se"``, ``"global_sp_se"`` (0 when
-    exact), ``"reference"``, ``"n_ref"`` (cells averaged over; N when exact) and ``"exact"``.
+    exact), ``"rnx_se"`` (standard errors of ``"rnx"``; 0 when exact), ``"reference"``, ``"n_ref"``
+    (cells averaged over; N when exact) and ``"exact"``.
     """
     io.check_anndata(adata)
     args = check_arguments(locals(), _CHECKS)
@@ -116,6 +117,7 @@ def rnx(
             "reference": reference,
             "n_ref": result.n_ref,
             "exact": rows is None,
+            "rnx_se": result.rnx_se,
         }
         logger.info(
             "R_NX of %s vs %s on %s: Local SP %.4f, Global SP %.4f",
