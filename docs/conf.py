@@ -8,12 +8,14 @@ copyright = "2026, the sclatent developers"
 release = _version("sclatent")
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # Markdown pages and the tutorials (docs/tutorials links to tutorials/)
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "numpydoc",
 ]
-source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+# the tutorials are stored without outputs and executed by tests/test_tutorials.py, not by the build
+nb_execution_mode = "off"
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3

@@ -15,3 +15,6 @@ def test_docs_build_without_warnings(tmp_path):
     api = (tmp_path / "generated" / "sclatent.tl.rnx.html").read_text()
     assert "n_ref" in api
     assert (tmp_path / "metrics.html").exists()
+    assert "Which model when" in (tmp_path / "models.html").read_text()
+    for name in ("scvae", "groupenc", "ae_sampling"):  # the tutorials, rendered from tutorials/
+        assert (tmp_path / "tutorials" / f"{name}.html").read_text().count("cell_input") >= 3

@@ -40,6 +40,7 @@ def run_demo(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import scanpy as sc
+    from matplotlib.ticker import MaxNLocator
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,9 @@ def run_demo(
     epochs_axis = range(1, len(history["val_elbo"]) + 1)
     ax_curve.plot(epochs_axis, history["val_elbo"], marker="o")
     ax_curve.set(xlabel="epoch", ylabel="held-out ELBO (nats / cell)", title="scVAE (ZINB) training")
+    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     sc.pl.umap(adata, color="log1p_counts", ax=ax_umap, show=False, title="UMAP of X_scvae")
+    fig.axes[-1].set_ylabel("log1p total counts per cell")  # the colour bar scanpy adds
     fig.tight_layout()
     fig.savefig(out / "demo.png", dpi=120)
     plt.close(fig)
