@@ -37,3 +37,39 @@ def test_seeding_is_repeatable_and_forked_rng_leaves_outer_state():
     assert torch.equal(torch.rand(3), a)
     with seeded_rng(1, torch.device("cpu")):
         assert torch.equal(torch.rand(2), inner)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize("likelihood", ["nb", "zinb"])
+def test_scvae_on_cuda_is_repeatable_and_matches_cpu_quality(bladder_counts, likelihood):
+    import numpy as np
+
+    import sclatent as sl
+
+    adata = bladder_counts[:1000].copy()
+    kwargs = {"likelihood": likelihood, "epochs": 15, "early_stopping": False, "progress": False}
+    gpu = sl.models.SCVAE(device="cuda", **kwargs).fit(adata)
+    again = sl.models.SCVAE(device="cuda", **kwargs).fit(adata)
+    cpu = sl.models.SCVAE(device="cpu", **kwargs).fit(adata)
+    assert gpu.fitted_["device"].startswith("cuda")
+    np.testing.assert_array_equal(gpu.transform(adata), again.transform(adata))  # same seed, same device
+    assert np.isfinite(gpu.transform(adata)).all()
+    assert abs(gpu.elbo(adata) - cpu.elbo(adata)) < 0.02 * abs(cpu.elbo(adata))
+
+
+@cuda
+@pytest.mark.parametrize("tool", ["groupenc", "ae_sampling"])
+def test_other_models_train_on_cuda(tool):
+    import numpy as np
+    import scanpy as sc
+
+    import sclatent as sl
+
+    adata = sc.datasets.pbmc68k_reduced()
+    extra = {"labels_key": "bulk_labels", "use_rep": "X_pca"} if tool == "ae_sampling" else {}
+    getattr(sl.tl, tool)(adata, epochs=5, device="cuda", progress=False, **extra)
+    assert adata.uns[tool]["params"]["device"].startswith("cuda")
+    assert np.isfinite(adata.obsm[f"X_{tool}"]).all()

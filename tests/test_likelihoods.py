@@ -123,3 +123,30 @@ def test_samples_have_the_model_mean(likelihood):
     assert abs(draws.mean().item() - expected) < 5 * np.sqrt(variance / n) + 1e-3
     if likelihood != "gaussian":
         assert torch.equal(draws, draws.round()) and (draws >= 0).all()
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb", "gaussian"])
+def test_summed_log_prob_equals_the_element_wise_sum_with_its_gradients(likelihood):
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.negative_binomial(2, 0.6, (64, 300)) * (rng.random((64, 300)) < 0.2)).double()
+    x[3] = 0  # an empty cell
+    log_mu = torch.from_numpy(rng.normal(0, 1.5, (64, 300))).requires_grad_()
+    params = {"log_mu": log_mu} if likelihood != "gaussian" else {"mean": log_mu}
+    extra = {
+        "log_theta": torch.from_numpy(rng.normal(1, 1, 300)).requires_grad_(),
+        "pi_logits": torch.from_numpy(rng.normal(-1, 1, (64, 300))).requires_grad_(),
+        "log_var": torch.from_numpy(rng.normal(0, 0.5, 300)).requires_grad_(),
+    }
+    needs = {"nb": ["log_theta"], "zip": ["pi_logits"], "zinb": ["log_theta", "pi_logits"]}
+    params |= {k: extra[k] for k in needs.get(likelihood, [])}
+    if likelihood == "gaussian":
+        params["log_var"] = extra["log_var"]
+    summed = lk.log_prob_sum(likelihood, x, params)
+    reference = lk.log_prob(likelihood, x, params).sum(-1)
+    np.testing.assert_allclose(summed.detach().numpy(), reference.detach().numpy(), rtol=1e-12, atol=1e-9)
+    inputs = list(params.values())
+    weights = torch.from_numpy(rng.random(64))
+    ours = torch.autograd.grad((summed * weights).sum(), inputs)
+    theirs = torch.autograd.grad((reference * weights).sum(), inputs)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-10)

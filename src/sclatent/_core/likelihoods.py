@@ -109,6 +109,73 @@ def log_prob(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) 
     return zinb_log_prob(x, params["log_mu"], params["log_theta"], params["pi_logits"])
 
 
+def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``log_prob(likelihood, x, params).sum(-1)`` for a ``(n_cells, n_genes)`` batch, faster.
+
+    A count's log-probability at zero needs no log-gamma: ``lgamma(x + theta) - lgamma(theta)`` and
+    ``lgamma(x + 1)`` vanish there. Those terms, and for zero inflation the count part of non-zero
+    entries, are evaluated only at the non-zero counts (a tenth of a typical batch) and added per
+    cell; the rest is one pass over the batch. Values and gradients equal the element-wise form. On
+    a GPU, where finding the non-zero entries would wait for the device, the element-wise form is
+    summed instead.
+
+    Parameters
+    ----------
+    likelihood
+        One of :data:`LIKELIHOODS`.
+    x
+        Observations, ``(n_cells, n_genes)``.
+    params
+        Decoder outputs, as for :func:`log_prob`; ``log_theta`` per gene.
+
+    Returns
+    -------
+    The log-likelihood of each cell, shape ``(n_cells,)``.
+    """
+    check_choice("likelihood", likelihood, LIKELIHOODS)
+    log_theta = params.get("log_theta")
+    one_pass = x.device.type != "cpu"  # a GPU does the element-wise form at memory speed, unsynchronised
+    if (
+        one_pass
+        or likelihood == "gaussian"
+        or x.dim() != 2
+        or (log_theta is not None and log_theta.dim() != 1)
+    ):
+        return log_prob(likelihood, x, params).sum(-1)
+    rows, cols = (x > 0).nonzero(as_tuple=True)
+    counts = x[rows, cols]
+    zeros = torch.zeros(x.shape, dtype=params["log_mu"].dtype, device=x.device)
+
+    def at_nonzero(values: torch.Tensor) -> torch.Tensor:
+        # placed back at their (unique) entries and summed per row: deterministic also on CUDA,
+        # where an index_add over rows would add in a varying order
+        return zeros.index_put((rows, cols), values).sum(-1)
+
+    log_mu = params["log_mu"]
+    if likelihood == "poisson":
+        return (x * log_mu - log_mu.exp()).sum(-1) - at_nonzero(torch.lgamma(counts + 1))
+    if likelihood == "nb":
+        theta = log_theta.exp()
+        d = log_mu - log_theta
+        softplus_d = _softplus(d)
+        dense = (x * (d - softplus_d) - theta * softplus_d).sum(-1)
+        theta_at = theta[cols]
+        return dense + at_nonzero(
+            torch.lgamma(counts + theta_at) - torch.lgamma(theta_at) - torch.lgamma(counts + 1)
+        )
+    # zero inflation: every entry as a zero, then the non-zero entries corrected to their count part
+    pi_logits = params["pi_logits"]
+    log_not_pi = -F.softplus(pi_logits)
+    if likelihood == "zip":
+        log_prob_zero = -log_mu.exp()
+        nonzero = poisson_log_prob(counts, log_mu[rows, cols])
+    else:
+        log_prob_zero = -log_theta.exp() * _softplus(log_mu - log_theta)
+        nonzero = nb_log_prob(counts, log_mu[rows, cols], log_theta[cols])
+    at_zero = torch.logaddexp(-F.softplus(-pi_logits), log_not_pi + log_prob_zero)
+    return at_zero.sum(-1) + at_nonzero(log_not_pi[rows, cols] + nonzero - at_zero[rows, cols])
+
+
 def sample(likelihood: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Draw observations from the likelihood with decoder outputs ``params`` (global RNG)."""
     if likelihood == "gaussian":

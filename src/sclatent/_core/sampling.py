@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .likelihoods import COUNT_LIKELIHOODS, log_prob
+from .likelihoods import COUNT_LIKELIHOODS, log_prob_sum
 from .nn import MLP, LikelihoodDecoder
 
 MODES = ("icrst", "trst", "none")
@@ -117,4 +117,4 @@ class SamplingAutoencoder(nn.Module):
             return {"loss": (self.decoder(z)["mean"] - target).square().mean()}
         log_library = batch.get("target_log_library", batch.get("log_library"))
         params = self.decoder(z, log_library)
-        return {"loss": -log_prob(self.loss_name, target, params).sum(-1).mean()}
+        return {"loss": -log_prob_sum(self.loss_name, target, params).mean()}

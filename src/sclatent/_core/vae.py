@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob
+from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob_sum
 from .losses import kl_normal
 from .mixture import GaussianMixturePrior, label_log_prob
 from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
@@ -120,7 +120,7 @@ class CountVAE(nn.Module):
         mean, log_var = self.z_head(h)
         z = reparameterize(mean, log_var)
         params = self.decode(z, batch.get("log_library"), covariate)
-        reconstruction = log_prob(self.likelihood, x, params).sum(-1)
+        reconstruction = log_prob_sum(self.likelihood, x, params)
         loss_extra = torch.zeros_like(reconstruction)
         if self.mixture is not None and bool(self.mixture_on):
             labels = batch.get("label")
