@@ -90,3 +90,19 @@ def test_initialise_and_prune(prior):
     mean, log_var = torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)
     kl, log_q = prior.kl(mean, log_var)
     assert torch.isfinite(kl).all() and (log_q.exp()[:, 1] == 0).all()
+
+
+def test_log_density_is_the_mixture_density(prior):
+    from scipy.stats import multivariate_normal
+
+    z = torch.randn(3, 7, prior.means.shape[1], dtype=torch.float64)
+    weights = prior.log_weights().exp().detach().numpy()
+    variances = prior.log_var.exp().detach().numpy()
+    means = prior.means.detach().numpy()
+    expected = np.log(
+        sum(
+            w * multivariate_normal(m, np.diag(v)).pdf(z.numpy())
+            for w, m, v in zip(weights, means, variances, strict=True)
+        )
+    )
+    np.testing.assert_allclose(prior.log_density(z).detach().numpy(), expected, rtol=1e-9)

@@ -101,6 +101,27 @@ def test_elbo_denoise_sample(small_counts):
     assert np.array_equal(draws, model.sample(small_counts, random_state=1))
 
 
+@pytest.mark.parametrize("prior", ["gaussian", "mixture"])
+def test_marginal_log_likelihood_is_a_tighter_bound_that_converges(small_counts, prior):
+    extra = {"n_components": 4} if prior == "mixture" else {}
+    model = sl.models.SCVAE(
+        likelihood="nb", prior=prior, epochs=30, early_stopping=False, progress=False, **extra
+    )
+    model.fit(small_counts)
+    cells = small_counts[:200]
+    elbo = model.elbo(cells)
+    one = model.marginal_log_likelihood(cells, n_samples=1)
+    few, many, most = (
+        model.marginal_log_likelihood(cells, n_samples=s, per_cell=True) for s in (10, 100, 400)
+    )
+    assert abs(one - elbo) < 0.01 * abs(elbo)  # one importance sample: an ELBO estimate
+    assert elbo < few.mean() < many.mean() < most.mean()  # more samples, tighter bound
+    assert most.mean() - many.mean() < many.mean() - few.mean()  # converging
+    assert np.array_equal(many, model.marginal_log_likelihood(cells, n_samples=100, per_cell=True))
+    with pytest.raises(ValueError, match="n_samples=0"):
+        model.marginal_log_likelihood(cells, n_samples=0)
+
+
 def test_nb_and_zinb_beat_poisson_on_held_out_elbo(brain):
     elbo = {}
     for likelihood in ("poisson", "nb", "zinb"):

@@ -82,6 +82,16 @@ class GaussianMixturePrior(nn.Module):
         expected = -0.5 * (_LOG_2PI + prior_log_var + squared / prior_log_var.exp()).sum(-1)
         return self.log_weights() + expected
 
+    def log_density(self, z: torch.Tensor) -> torch.Tensor:
+        """The prior density log p(z) = logsumexp_y [log p(y) + log N(z; mean_y, var_y)].
+
+        ``z`` has shape ``(..., n_latent)``; the result drops the last axis.
+        """
+        log_var = self.log_var
+        squared = (z[..., None, :] - self.means) ** 2 / log_var.exp()
+        log_normal = -0.5 * (_LOG_2PI + log_var + squared).sum(-1)
+        return torch.logsumexp(self.log_weights() + log_normal, dim=-1)
+
     def log_posterior(self, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """``(n, K)`` log q(y|x), the ELBO-optimal categorical for q(z|x)."""
         return F.log_softmax(self.component_scores(mean, log_var), dim=-1)
