@@ -163,17 +163,19 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
         return dense + at_nonzero(
             torch.lgamma(counts + theta_at) - torch.lgamma(theta_at) - torch.lgamma(counts + 1)
         )
-    # zero inflation: every entry as a zero, then the non-zero entries corrected to their count part
+    # zero inflation, with log(pi) = pi_logits + log(1 - pi): an entry at zero has log-probability
+    # log(1 - pi) + logaddexp(pi_logits, log p(0)), a non-zero count log(1 - pi) + log p(count); so
+    # the sum is log(1 - pi) everywhere, plus logaddexp(...) at zeros, plus log p(count) at counts
     pi_logits = params["pi_logits"]
-    log_not_pi = -F.softplus(pi_logits)
     if likelihood == "zip":
         log_prob_zero = -log_mu.exp()
         nonzero = poisson_log_prob(counts, log_mu[rows, cols])
     else:
         log_prob_zero = -log_theta.exp() * _softplus(log_mu - log_theta)
         nonzero = nb_log_prob(counts, log_mu[rows, cols], log_theta[cols])
-    at_zero = torch.logaddexp(-F.softplus(-pi_logits), log_not_pi + log_prob_zero)
-    return at_zero.sum(-1) + at_nonzero(log_not_pi[rows, cols] + nonzero - at_zero[rows, cols])
+    zero_part = torch.logaddexp(pi_logits, log_prob_zero)
+    dense = (zero_part - F.softplus(pi_logits)).sum(-1)
+    return dense + at_nonzero(nonzero - zero_part[rows, cols])
 
 
 def sample(likelihood: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
