@@ -232,7 +232,8 @@ def check_n_cells(n_obs: int, batch_size: int, validation_fraction: float) -> No
 
 
 def _keys(mapping: Sequence[str] | object) -> str:
-    keys = list(mapping.keys() if hasattr(mapping, "keys") else mapping)
+    # anndata >= 0.13 lists .X in layers under the key None
+    keys = [k for k in (mapping.keys() if hasattr(mapping, "keys") else mapping) if k is not None]
     return ", ".join(map(repr, keys)) if keys else "none"
 
 
