@@ -21,6 +21,8 @@ import anndata as ad
 
 #: Suffixes of the AnnData files sclatent reads and writes.
 ANNDATA_SUFFIXES = (".h5ad", ".zarr")
+#: Suffixes of the figures the plots and ``--plot`` save.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
 
 
 def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:

@@ -25,8 +25,6 @@ from ._core.validation import Choice, Choices, Integer
 USAGE_ERROR = 2
 #: Exit code after Ctrl-C, as shells report SIGINT.
 INTERRUPTED = 130
-#: Suffixes of the figures ``--plot`` writes.
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Arguments of the tl functions that the command line sets itself.
 _FIXED = {"adata", "copy"}
 #: Options of the command line that are not arguments of the tool.
@@ -236,7 +234,7 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     import torch.distributed as dist
 
     from ._core.distributed import init_from_env, rank_and_size
-    from ._io import ANNDATA_SUFFIXES, check_output_file, read_anndata
+    from ._io import ANNDATA_SUFFIXES, FIGURE_SUFFIXES, check_output_file, read_anndata
 
     # several values arrive as lists; the tools take tuples of scalars
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k not in _CLI_ONLY}

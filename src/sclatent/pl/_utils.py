@@ -11,10 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
+from .._io import FIGURE_SUFFIXES
 from .._logging import logger
-
-#: Suffixes ``save=`` may end with; others get scanpy's ``settings.file_format_figs``.
-IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
 
 Palette = str | Colormap | Sequence[str] | Mapping[str, str] | None
 
@@ -78,11 +76,14 @@ def _spread(n: int) -> list[float]:
 
 
 def figure_path(name: str, save: bool | str) -> Path:
-    """Where scanpy saves a plot: ``figdir/<name><save>`` with scanpy's default format if needed."""
+    """Where scanpy saves a plot: ``figdir/<name><save>``.
+
+    The format is scanpy's ``settings.file_format_figs`` unless ``save`` ends with a figure suffix.
+    """
     import scanpy as sc
 
     suffix = save if isinstance(save, str) else ""
-    extension = next((e for e in IMAGE_SUFFIXES if suffix.lower().endswith(e)), None)
+    extension = next((e for e in FIGURE_SUFFIXES if suffix.lower().endswith(e)), None)
     if extension is None:
         extension = f".{sc.settings.file_format_figs}"
     else:
