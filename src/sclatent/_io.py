@@ -42,10 +42,7 @@ def read_backed(path: str | os.PathLike[str]) -> ad.AnnData:
     -------
     The AnnData, its ``.X`` on disk.
     """
-    path = Path(path)
-    if not path.exists():
-        msg = f"{os.fspath(path)!r} does not exist."
-        raise FileNotFoundError(msg)
+    path = check_input_file(path, "path", directory=True)  # a .zarr store is a directory
     if path.suffix != ".zarr":
         return ad.read_h5ad(path, backed="r")
     import zarr

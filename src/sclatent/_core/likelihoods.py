@@ -110,7 +110,7 @@ def log_prob(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) 
 
 
 def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``log_prob(likelihood, x, params).sum(-1)`` for a ``(n_cells, n_genes)`` batch, faster.
+    """``log_prob(likelihood, x, params).sum(-1)``, faster for a ``(n_cells, n_genes)`` batch on CPU.
 
     A count's log-probability at zero needs no log-gamma: ``lgamma(x + theta) - lgamma(theta)`` and
     ``lgamma(x + 1)`` vanish there. Those terms, and for zero inflation the count part of non-zero
@@ -130,7 +130,7 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
 
     Returns
     -------
-    The log-likelihood of each cell, shape ``(n_cells,)``.
+    The log-likelihood of each cell: the broadcast shape without its last axis.
     """
     check_choice("likelihood", likelihood, LIKELIHOODS)
     log_theta = params.get("log_theta")
@@ -139,6 +139,7 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
         one_pass
         or likelihood == "gaussian"
         or x.dim() != 2
+        or params["log_mu"].shape != x.shape  # e.g. several samples of z decoded at once
         or (log_theta is not None and log_theta.dim() != 1)
     ):
         return log_prob(likelihood, x, params).sum(-1)

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_LOG_2PI = math.log(2 * math.pi)
+LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_entropy(log_var: torch.Tensor) -> torch.Tensor:
     """Entropy of diagonal Gaussians given their log-variances, summed over the last axis."""
-    return 0.5 * (_LOG_2PI + 1.0 + log_var).sum(-1)
+    return 0.5 * (LOG_2PI + 1.0 + log_var).sum(-1)
 
 
 def label_log_prob(log_q_y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ class GaussianMixturePrior(nn.Module):
         """``l_y = log p(y) + E_q[log p(z|y)]`` for q(z|x) = N(mean, exp(log_var)), shape ``(n, K)``."""
         prior_log_var = self.log_var
         squared = (mean[:, None] - self.means) ** 2 + log_var.exp()[:, None]
-        expected = -0.5 * (_LOG_2PI + prior_log_var + squared / prior_log_var.exp()).sum(-1)
+        expected = -0.5 * (LOG_2PI + prior_log_var + squared / prior_log_var.exp()).sum(-1)
         return self.log_weights() + expected
 
     def log_density(self, z: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class GaussianMixturePrior(nn.Module):
         """
         log_var = self.log_var
         squared = (z[..., None, :] - self.means) ** 2 / log_var.exp()
-        log_normal = -0.5 * (_LOG_2PI + log_var + squared).sum(-1)
+        log_normal = -0.5 * (LOG_2PI + log_var + squared).sum(-1)
         return torch.logsumexp(self.log_weights() + log_normal, dim=-1)
 
     def log_posterior(self, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -8,16 +8,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob, log_prob_sum
+from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS, log_prob_sum
 from .losses import kl_normal
-from .mixture import GaussianMixturePrior, label_log_prob
+from .mixture import LOG_2PI, GaussianMixturePrior, label_log_prob
 from .nn import MLP, GaussianHead, LikelihoodDecoder, reparameterize
 from .validation import check_choice
 
 PRIORS = ("gaussian", "mixture")
 #: Samples of z decoded together when estimating the marginal likelihood (memory: this many batches).
 _SAMPLES_PER_PASS = 16
-_LOG_2PI = math.log(2 * math.pi)
 #: Weight of -log q(label|x) on labelled cells, on top of the ELBO (which already holds it once).
 CLASSIFICATION_WEIGHT = 10.0
 
@@ -85,6 +84,17 @@ class CountVAE(nn.Module):
         """Number of mixture components (1 for the Gaussian prior)."""
         return 1 if self.mixture is None else self.mixture.n_components
 
+    @property
+    def mixture_active(self) -> bool:
+        """Whether the mixture prior is in use (after the warm start of a GMVAE)."""
+        return self.mixture is not None and bool(self.mixture_on)
+
+    def posterior(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z|x); the encoder sees log1p counts."""
+        return self.z_head(self.encoder(torch.log1p(x) if self.is_count else x, batch))
+
     def encode(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Posterior parameters.
 
@@ -92,10 +102,9 @@ class CountVAE(nn.Module):
         ``(n_cells, n_components)`` (log q(y|x); zeros for the Gaussian prior) and ``embedding``,
         the posterior mean of z.
         """
-        h = self.encoder(torch.log1p(x) if self.is_count else x, batch)
-        mean, log_var = self.z_head(h)
+        mean, log_var = self.posterior(x, batch)
         if self.mixture is None:
-            y_log_probs = torch.zeros(h.shape[0], 1, dtype=h.dtype, device=h.device)
+            y_log_probs = torch.zeros(mean.shape[0], 1, dtype=mean.dtype, device=mean.device)
         else:
             y_log_probs = self.mixture.log_posterior(mean, log_var)
         return {"z_mean": mean, "z_log_var": log_var, "y_log_probs": y_log_probs, "embedding": mean}
@@ -120,13 +129,12 @@ class CountVAE(nn.Module):
         semi-supervised term that trains q(y|x) on them (Kingma et al. 2014).
         """
         x, covariate = batch["x"], batch.get("batch")
-        h = self.encoder(torch.log1p(x) if self.is_count else x, covariate)
-        mean, log_var = self.z_head(h)
+        mean, log_var = self.posterior(x, covariate)
         z = reparameterize(mean, log_var)
         params = self.decode(z, batch.get("log_library"), covariate)
         reconstruction = log_prob_sum(self.likelihood, x, params)
         loss_extra = torch.zeros_like(reconstruction)
-        if self.mixture is not None and bool(self.mixture_on):
+        if self.mixture_active:
             labels = batch.get("label")
             kl, log_q_y = self.mixture.kl(mean, log_var, labels)
             if labels is not None:
@@ -149,19 +157,16 @@ class CountVAE(nn.Module):
         With the mixture prior, p(z) = sum_y p(y) p(z|y) is summed exactly.
         """
         x, covariate = batch["x"], batch.get("batch")
-        mean, log_var = self.z_head(self.encoder(torch.log1p(x) if self.is_count else x, covariate))
+        mean, log_var = self.posterior(x, covariate)
         std = (0.5 * log_var).exp()
         chunks = []
         for start in range(0, n_samples, _SAMPLES_PER_PASS):
             eps = torch.randn(min(_SAMPLES_PER_PASS, n_samples - start), *mean.shape, device=mean.device)
             z = mean + std * eps
             params = self.decode(z, batch.get("log_library"), covariate)
-            log_px = log_prob(self.likelihood, x, params).sum(-1)
-            log_qz = (-0.5 * (_LOG_2PI + log_var + eps**2)).sum(-1)
-            if self.mixture is not None and bool(self.mixture_on):
-                log_pz = self.mixture.log_density(z)
-            else:
-                log_pz = (-0.5 * (_LOG_2PI + z**2)).sum(-1)
+            log_px = log_prob_sum(self.likelihood, x, params)
+            log_qz = (-0.5 * (LOG_2PI + log_var + eps**2)).sum(-1)
+            log_pz = self.mixture.log_density(z) if self.mixture_active else (-0.5 * (LOG_2PI + z**2)).sum(-1)
             chunks.append(log_px + log_pz - log_qz)
         weights = torch.cat(chunks)
         return torch.logsumexp(weights, dim=0) - math.log(n_samples)
