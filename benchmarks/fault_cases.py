@@ -151,6 +151,13 @@ def python_cases(sets: dict[str, ad.AnnData]) -> list[tuple[str, str, Callable[[
         ("tl.groupenc gamma=4.5", "reduced", lambda a: sl.tl.groupenc(a, gamma=4.5, **TINY)),
         ("tl.groupenc gamma > batch_size", "reduced", lambda a: sl.tl.groupenc(a, gamma=64, **TINY)),
         ("tl.groupenc kl_weight=-1", "reduced", lambda a: sl.tl.groupenc(a, kl_weight=-1, **TINY)),
+        ("tl.groupenc local_weight=-1", "reduced", lambda a: sl.tl.groupenc(a, local_weight=-1, **TINY)),
+        (
+            "tl.groupenc n_neighbors >= n_obs",
+            "reduced",
+            lambda a: sl.tl.groupenc(a, local_weight=1, n_neighbors=a.n_obs, **TINY),
+        ),
+        ("tl.groupenc local good", "reduced", lambda a: sl.tl.groupenc(a, local_weight=1, **TINY, copy=True)),
         ("tl.groupenc too few cells", "reduced", lambda a: sl.tl.groupenc(a[:20].copy(), **TINY)),
         ("tl.groupenc use_rep missing", "reduced", lambda a: sl.tl.groupenc(a, use_rep="X_nope", **TINY)),
         ("tl.groupenc good", "reduced", lambda a: sl.tl.groupenc(a, **TINY, copy=True)),

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import scanpy as sc
 import torch
+from scipy import sparse
 
 import sclatent as sl
-from sclatent._core.losses import group_loss
+from sclatent._core.losses import group_loss, neighbour_loss
+from sclatent._core.neighbors import graph_indices, knn_indices
 from sclatent._core.rnx import rnx_curves
 
 
@@ -156,3 +158,107 @@ def test_groupenc_10d_beats_a_matched_vae_on_global_structure(bladder):
     )
     vae_embedding = vae.fit(bladder).transform(bladder)
     assert sp(bladder, groupenc)[1] >= sp(bladder, vae_embedding)[1] + 0.1
+
+
+# --- the local term (local_weight > 0) ---------------------------------------------------------
+
+
+def neighbour_loss_by_definition(z: np.ndarray, z_neighbour: np.ndarray) -> float:
+    losses = []
+    for i in range(len(z)):
+        q = [1.0 / (1.0 + np.sum((z[i] - z_neighbour[j]) ** 2)) for j in range(len(z))]
+        losses.append(-np.log(q[i] / sum(q)))
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize(("n", "dim"), [(7, 2), (20, 10)])
+def test_neighbour_loss_matches_definition(n, dim):
+    rng = np.random.default_rng(n)
+    z, z_neighbour = rng.normal(size=(n, dim)), rng.normal(size=(n, dim))
+    loss = neighbour_loss(torch.as_tensor(z), torch.as_tensor(z_neighbour)).item()
+    assert loss == pytest.approx(neighbour_loss_by_definition(z, z_neighbour), rel=1e-12)
+
+
+def test_knn_indices_are_the_nearest_other_cells():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    x[7] = x[3]  # a duplicate: each keeps the other, never itself
+    found = knn_indices(x, 6)
+    distances = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)
+    assert (found != np.arange(300)[:, None]).all()
+    nearest = np.sort(distances, 1)[:, :5]
+    np.testing.assert_allclose(np.take_along_axis(distances, found, 1), nearest, rtol=1e-5, atol=1e-9)
+    assert found[7, 0] == 3 and found[3, 0] == 7
+    approximate = knn_indices(np.vstack([x] * 20), 6)  # above EXACT_UP_TO: pynndescent
+    assert approximate.shape == (6000, 5) and (approximate != np.arange(6000)[:, None]).all()
+
+
+def test_graph_indices_take_the_nearest_stored_neighbours():
+    distances = sparse.csr_matrix(np.array([[0, 3.0, 1, 2], [0, 0, 0, 0], [2, 0, 0, 1], [5, 0, 0, 0]]))
+    np.testing.assert_array_equal(graph_indices(distances, 3), [[2, 3], [1, 1], [3, 0], [0, 0]])
+
+
+def test_local_weight_zero_is_the_papers_groupenc(bladder):
+    args = {"epochs": 5, "progress": False, "device": "cpu", "random_state": 3}
+    plain = sl.models.GroupEnc(**args).fit(bladder)
+    zero = sl.models.GroupEnc(local_weight=0.0, n_neighbors=30, **args).fit(bladder)
+    np.testing.assert_array_equal(plain.transform(bladder), zero.transform(bladder))
+    assert "val_local" not in zero.history_ and plain.module_.kl_weight == 1e-4
+
+
+def test_local_term_keeps_neighbourhoods_and_the_global_layout(bladder):
+    """Local SP rises with local_weight on bladder while Global SP stays (issue: within 0.05)."""
+    scores = {}
+    for weight in (0.0, 1.0):
+        model = sl.models.GroupEnc(local_weight=weight, epochs=200, progress=False).fit(bladder)
+        scores[weight] = sp(bladder, model.transform(bladder))
+    assert scores[1.0][0] >= scores[0.0][0] + 0.015, scores
+    assert scores[1.0][1] >= scores[0.0][1] - 0.05, scores
+    local = model.history_["val_local"]
+    assert np.isnan(local[:100]).all() and np.isfinite(local[100:]).all()  # starts half-way
+    assert len(local) == len(model.history_["val_loss"]) == 200
+
+
+def test_local_term_reuses_the_neighbours_graph_of_the_same_representation(bladder, caplog):
+    adata = bladder[:800].copy()
+    args = {"local_weight": 1.0, "epochs": 4, "batch_size": 128, "progress": False}
+    computed = sl.tl.groupenc(adata, copy=True, **args)
+    sc.pp.neighbors(adata, n_neighbors=15, use_rep="X_pca")
+    with caplog.at_level(logging.INFO, logger="sclatent"):
+        reused = sl.tl.groupenc(adata, copy=True, **args)
+    assert "kNN graph in obsp['distances']" in caplog.text
+    # scanpy's graph below 4,096 cells is exact, so the same neighbours and the same embedding
+    np.testing.assert_array_equal(reused.obsm["X_groupenc"], computed.obsm["X_groupenc"])
+    sc.pp.neighbors(adata, n_neighbors=10, use_rep="X_pca")  # too few neighbours: computed again
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sclatent"):
+        sl.tl.groupenc(adata, copy=True, **args)
+    assert "computing the kNN graph of X_pca" in caplog.text
+
+
+def test_local_term_outputs_survive_h5ad(bladder, tmp_path):
+    adata = bladder[:600].copy()
+    sl.tl.groupenc(adata, local_weight=0.5, n_neighbors=8, epochs=4, batch_size=128, progress=False)
+    params = adata.uns["groupenc"]["params"]
+    assert params["local_weight"] == 0.5 and params["n_neighbors"] == 8 and params["kl_weight"] is None
+    adata.write_h5ad(tmp_path / "local.h5ad")
+    back = ad.read_h5ad(tmp_path / "local.h5ad")
+    np.testing.assert_array_equal(back.obsm["X_groupenc"], adata.obsm["X_groupenc"])
+    assert len(back.uns["groupenc"]["history"]["val_local"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"local_weight": -0.5}, ValueError, "local_weight=-0.5"),
+        ({"local_weight": "strong"}, TypeError, "local_weight='strong'"),
+        ({"local_weight": 1.0, "n_neighbors": 1}, ValueError, "n_neighbors=1"),
+        ({"local_weight": 1.0, "n_neighbors": 600}, ValueError, "n_neighbors=600 is not below the 600 cells"),
+    ],
+)
+def test_bad_local_arguments_leave_adata_untouched(bladder, kwargs, error, match):
+    adata = bladder[:600].copy()
+    with pytest.raises(error, match=match):
+        sl.tl.groupenc(adata, epochs=1, batch_size=128, progress=False, **kwargs)
+    assert "X_groupenc" not in adata.obsm and "groupenc" not in adata.uns

@@ -113,6 +113,35 @@ def get_matrix(adata: AnnData, *, layer: str | None = None, use_rep: str | None 
     return matrix
 
 
+def to_memory(matrix: Matrix) -> np.ndarray | sp.spmatrix:
+    """The matrix itself, or an on-disk one read into memory (sparse stays sparse)."""
+    if not is_on_disk(matrix):
+        return matrix
+    return matrix.to_memory() if hasattr(matrix, "to_memory") else matrix[()]
+
+
+def stored_neighbors(adata: AnnData, use_rep: str, n_neighbors: int, key: str = "neighbors") -> str | None:
+    """The ``obsp`` key of a kNN distance graph of ``use_rep`` with ``n_neighbors`` or more, or None.
+
+    Only a Euclidean graph that ``sc.pp.neighbors`` built on the same representation qualifies.
+    """
+    record = adata.uns.get(key)
+    if not isinstance(record, Mapping) or not isinstance(record.get("params"), Mapping):
+        return None
+    params, graph = record["params"], record.get("distances_key", "distances")
+    if graph not in adata.obsp or params.get("metric", "euclidean") != "euclidean":
+        return None
+    built_on = params.get("use_rep")
+    if built_on is None and use_rep == "X_pca" and adata.n_vars > 50:  # scanpy's default choice
+        built_on = "X_pca"
+    n_pcs = params.get("n_pcs")
+    if built_on != use_rep or use_rep not in adata.obsm:
+        return None
+    if n_pcs is not None and int(n_pcs) != adata.obsm[use_rep].shape[1]:
+        return None
+    return graph if int(np.ravel(params.get("n_neighbors", 0))[0]) >= n_neighbors else None
+
+
 def resolve_basis(adata: AnnData, basis: str) -> str:
     """The ``adata.obsm`` key of an embedding named with or without its ``X_`` prefix."""
     key = basis if basis in adata.obsm else f"X_{basis}"

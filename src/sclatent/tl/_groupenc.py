@@ -10,7 +10,6 @@ import scanpy as sc
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.disk import is_on_disk
 from .._core.validation import SeedLike
 from .._logging import logger
 from ..models import GroupEnc
@@ -26,7 +25,9 @@ def groupenc(
     n_latent: int = 2,
     use_rep: str | None = None,
     hidden: Sequence[int] = (32, 64, 128, 32),
-    kl_weight: float = 1e-4,
+    kl_weight: float | None = None,
+    local_weight: float = 0.0,
+    n_neighbors: int = 15,
     epochs: int = 500,
     batch_size: int = 512,
     lr: float = 1e-3,
@@ -51,11 +52,12 @@ def groupenc(
         Annotated data: normalised, log-transformed, scaled, with ``obsm["X_pca"]``; or the path
         of an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
         outputs.
-    gamma, n_latent, use_rep, hidden, kl_weight
-        The model; see :class:`sclatent.models.GroupEnc`. With ``use_rep=None`` and no
-        ``obsm["X_pca"]``, 50 principal components of ``.X`` are computed by ``sc.pp.pca`` (a warning
-        is logged; a matrix on disk is read into memory for it) and stored as it stores them,
-        ``obsm["X_pca"]``, ``varm["PCs"]``, ``uns["pca"]``, along with the embedding.
+    gamma, n_latent, use_rep, hidden, kl_weight, local_weight, n_neighbors
+        The model; see :class:`sclatent.models.GroupEnc`. ``local_weight=1`` keeps neighbourhoods
+        as well as the global layout. With ``use_rep=None`` and no ``obsm["X_pca"]``, 50 principal
+        components of ``.X`` are computed by ``sc.pp.pca`` (a warning is logged; a matrix on disk is
+        read into memory for it) and stored as it stores them, ``obsm["X_pca"]``, ``varm["PCs"]``,
+        ``uns["pca"]``, along with the embedding.
     epochs, batch_size, lr, early_stopping, patience, validation_fraction
         Training; see :class:`sclatent.models.GroupEnc`.
     random_state, device, progress
@@ -97,9 +99,7 @@ def _pca(adata: AnnData, random_state: int | None) -> AnnData:
 
     A matrix on disk is read into memory for it (sparse stays sparse).
     """
-    matrix = io.get_matrix(adata)
-    if is_on_disk(matrix):
-        matrix = matrix.to_memory() if hasattr(matrix, "to_memory") else matrix[()]
+    matrix = io.to_memory(io.get_matrix(adata))
     io.check_finite(matrix, "adata.X")
     n_comps = min(N_PCS, adata.n_obs - 1, adata.n_vars - 1)
     logger.warning(
