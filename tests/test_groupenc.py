@@ -262,3 +262,11 @@ def test_bad_local_arguments_leave_adata_untouched(bladder, kwargs, error, match
     with pytest.raises(error, match=match):
         sl.tl.groupenc(adata, epochs=1, batch_size=128, progress=False, **kwargs)
     assert "X_groupenc" not in adata.obsm and "groupenc" not in adata.uns
+
+
+def test_local_term_on_a_sparse_matrix(bladder_counts):
+    adata = bladder_counts[:300].copy()
+    sc.pp.log1p(adata)
+    assert sparse.issparse(adata.X)
+    model = sl.models.GroupEnc(use_rep="X", local_weight=1.0, epochs=2, batch_size=64, progress=False)
+    assert np.isfinite(model.fit(adata).transform(adata)).all()

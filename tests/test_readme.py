@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+import sclatent as sl
 import sclatent.models._base as base
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -28,6 +29,8 @@ def test_readme_usage_blocks_run(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     # the defaults train for minutes: the blocks run as written with two epochs per model
     monkeypatch.setattr(base, "default_epochs", lambda n_obs: 2)
+    for tool in (sl.tl.groupenc, sl.tl.ae_sampling):  # fixed default epochs
+        monkeypatch.setitem(tool.__kwdefaults__, "epochs", 2)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in usage_blocks():
@@ -37,5 +40,5 @@ def test_readme_usage_blocks_run(tmp_path, monkeypatch):
     assert adata.obsp["connectivities"].shape == (10_000, 10_000)
     assert np.isfinite(adata.obsm["X_umap"]).all()
     assert (tmp_path / "scvae.pt").exists()
-    assert set(lognorm.uns["rnx"]) == {"X_groupenc", "X_umap"}
+    assert set(lognorm.uns["rnx"]) == {"X_groupenc", "X_groupenc_local", "X_umap"}
     assert "knn" in pbmc.uns["latent_accuracy"]["X_icrst"]["accuracy"]

@@ -18,7 +18,7 @@ def knn_indices(x: np.ndarray, n_neighbors: int, random_state: int = 0) -> np.nd
     Parameters
     ----------
     x
-        ``(N, D)`` coordinates.
+        ``(N, D)`` coordinates, dense or sparse.
     n_neighbors
         Neighbourhood size including the cell itself, 2 <= n_neighbors <= N.
     random_state
@@ -28,8 +28,8 @@ def knn_indices(x: np.ndarray, n_neighbors: int, random_state: int = 0) -> np.nd
     -------
     ``(N, n_neighbors - 1)`` int64 row numbers.
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if len(x) <= EXACT_UP_TO:
+    x = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape[0] <= EXACT_UP_TO:
         from sklearn.neighbors import NearestNeighbors
 
         found = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x, return_distance=False)
@@ -37,7 +37,7 @@ def knn_indices(x: np.ndarray, n_neighbors: int, random_state: int = 0) -> np.nd
         from pynndescent import NNDescent
 
         found = NNDescent(x, n_neighbors=n_neighbors, random_state=random_state).neighbor_graph[0]
-    return _drop_self(found.astype(np.int64))
+    return _drop_self(np.asarray(found, dtype=np.int64))
 
 
 def _drop_self(found: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ class GroupEnc(BaseModel):
         Size of the neighbourhood of the local term, counting the cell itself (as in
         ``sc.pp.neighbors``). The kNN graph of the input (``use_rep``) is taken from
         ``obsp["distances"]`` when ``sc.pp.neighbors`` built it on the same representation with at
-        least this many neighbours, else computed (exact up to 4,096 cells, pynndescent above).
+        least this many neighbours, else computed (exact up to 50,000 cells, pynndescent above).
     epochs
         Training epochs.
     batch_size
