@@ -10,9 +10,11 @@ from scipy import sparse
 
 import sclatent as sl
 from sclatent._core import neighbors
+from sclatent._core.data import CellData, row_source
 from sclatent._core.losses import group_loss, neighbour_loss
 from sclatent._core.neighbors import graph_indices, knn_indices
 from sclatent._core.rnx import rnx_curves
+from sclatent.models._groupenc import NEIGHBOUR_RANK_POWER, neighbour_rank_weights
 
 
 def group_loss_by_definition(x: np.ndarray, z: np.ndarray, gamma: int) -> float:
@@ -222,6 +224,20 @@ def test_local_term_keeps_neighbourhoods_and_the_global_layout(bladder):
     local = model.history_["val_local"]
     assert np.isnan(local[:100]).all() and np.isfinite(local[100:]).all()  # starts half-way
     assert len(local) == len(model.history_["val_loss"]) == 200
+
+
+def test_local_term_draws_the_nearest_neighbours_most_often():
+    n, k = 4000, 14
+    neighbours = torch.arange(k).repeat(n, 1)  # column j names cell j: the drawn rows are the columns
+    data = CellData(row_source(np.zeros((n, 2), np.float32), torch.device("cpu")), {"neighbours": neighbours})
+    draw = sl.models.GroupEnc(local_weight=1.0, epochs=10)._hooks(None, data, np.random.default_rng(0))
+    draw["on_epoch_start"](4)
+    assert data.target_rows is None  # the local term starts half-way
+    draw["on_epoch_start"](5)
+    weights = neighbour_rank_weights(k)
+    assert weights.sum() == pytest.approx(1.0) and weights[0] >= k * weights[-1]  # nearest first
+    np.testing.assert_allclose(weights * np.arange(1, k + 1) ** NEIGHBOUR_RANK_POWER, weights[0])
+    np.testing.assert_allclose(np.bincount(data.target_rows.numpy(), minlength=k) / n, weights, atol=0.02)
 
 
 def test_local_term_reuses_the_neighbours_graph_of_the_same_representation(bladder, caplog):

@@ -106,3 +106,10 @@ def test_random_state_accepts_what_scanpy_accepts(small_counts):
     seed = model.uns_record()["params"]["random_state"]  # the fresh seed is recorded: reproducible
     assert isinstance(seed, int)
     np.testing.assert_array_equal(embed(seed), model.transform(small_counts))
+
+
+@pytest.mark.parametrize(("model", "most"), [(sl.models.SCVAE(), 400), (sl.models.GroupEnc(), 500)])
+def test_default_epochs_keep_the_number_of_steps_above_20000_cells(model, most):
+    epochs = {n: model._training_config(n).epochs for n in (2_000, 20_000, 100_000, 1_000_000)}
+    assert epochs == {2_000: most, 20_000: most, 100_000: most // 5, 1_000_000: most // 50}
+    assert sl.models.GroupEnc(epochs=7)._training_config(1_000_000).epochs == 7

@@ -134,7 +134,8 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
     """
     check_choice("likelihood", likelihood, LIKELIHOODS)
     log_theta = params.get("log_theta")
-    one_pass = x.device.type != "cpu"  # a GPU does the element-wise form at memory speed, unsynchronised
+    # a GPU does the element-wise form at memory speed, unsynchronised; torch.compile fuses it
+    one_pass = x.device.type != "cpu" or torch.compiler.is_compiling()
     if (
         one_pass
         or likelihood == "gaussian"

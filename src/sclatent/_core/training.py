@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .compilation import compile_loss, should_compile
 from .data import CellData, MinibatchSampler
 from .distributed import all_reduce_sum, loss_step, rank_and_size
 
@@ -127,6 +128,8 @@ def train(
         )
         raise ValueError(msg)
     step_loss = loss_step(module)
+    if should_compile(config.epochs * len(sampler)):
+        step_loss = compile_loss(step_loss)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
     )

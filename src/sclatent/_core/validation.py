@@ -94,6 +94,15 @@ def flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def flag_or_auto(name: str, value: Any) -> bool | str:
+    """True, False or ``"auto"``."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if not isinstance(value, bool | np.bool_):
+        _fail(name, value, "True, False or 'auto'", TypeError)
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class Choice:
     """One of a fixed set of strings."""

@@ -41,6 +41,9 @@ class BaseModel(ABC):
     #: Checks of the constructor's arguments beyond the shared training ones.
     checks: ClassVar[dict[str, Check]] = {}
 
+    #: Epochs of ``epochs=None`` up to 20,000 cells (fewer above: :func:`default_epochs`).
+    max_epochs: ClassVar[int] = 400
+
     def __init__(self, params: dict[str, Any]) -> None:
         params = check_arguments(params, TRAINING | self.checks)
         check_training_combination(params)
@@ -119,7 +122,7 @@ class BaseModel(ABC):
     def _training_config(self, n_obs: int) -> TrainingConfig:
         p = self.params
         return TrainingConfig(
-            epochs=p["epochs"] if p["epochs"] is not None else default_epochs(n_obs),
+            epochs=p["epochs"] if p["epochs"] is not None else default_epochs(n_obs, self.max_epochs),
             batch_size=p["batch_size"],
             lr=p["lr"],
             kl_warmup=p.get("kl_warmup", 0),
@@ -310,9 +313,13 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> BaseModel:
     return model
 
 
-def default_epochs(n_obs: int) -> int:
-    """Epochs when the user gives none: 400 up to 20,000 cells, then fewer (the scvi-tools rule)."""
-    return int(min(400, max(1, round(400 * 20_000 / n_obs))))
+def default_epochs(n_obs: int, most: int = 400) -> int:
+    """Epochs when the user gives none: ``most`` up to 20,000 cells, then as many training steps.
+
+    The scvi-tools rule: above 20,000 cells an epoch holds more minibatches, so fewer epochs take the
+    same number of optimisation steps (``most=400``: 8 epochs at 1M cells).
+    """
+    return int(min(most, max(1, round(most * 20_000 / n_obs))))
 
 
 def versions() -> dict[str, str]:

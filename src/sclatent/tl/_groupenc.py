@@ -28,7 +28,7 @@ def groupenc(
     kl_weight: float | None = None,
     local_weight: float = 0.0,
     n_neighbors: int = 15,
-    epochs: int = 500,
+    epochs: int | None = None,
     batch_size: int = 512,
     lr: float = 1e-3,
     early_stopping: bool = False,
