@@ -40,11 +40,15 @@ def test_compiled_training_agrees_with_eager_training(small_counts, monkeypatch,
     assert np.corrcoef(embeddings[0].ravel(), embeddings[1].ravel())[0, 1] > 0.999
 
 
-def test_auto_compiles_only_runs_long_enough_to_repay_it(small_counts, monkeypatch, compile_calls):
-    fit(small_counts, "auto", monkeypatch)  # 3 epochs of 7 steps
+def test_auto_compiles_only_long_gpu_runs(small_counts, monkeypatch, compile_calls):
+    fit(small_counts, "auto", monkeypatch)  # 3 epochs of 7 steps on CPU
     assert not compile_calls
     monkeypatch.setattr(compilation, "AUTO_MIN_STEPS", 21)
-    assert compilation.should_compile(21) and not compilation.should_compile(20)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compilation.should_compile(21, cuda) and not compilation.should_compile(20, cuda)
+    assert not compilation.should_compile(10_000, cpu)
+    monkeypatch.setitem(compilation.DEFAULTS, "compile", True)
+    assert compilation.should_compile(1, cpu)
 
 
 def test_a_failing_compiler_falls_back_to_eager_training(small_counts, monkeypatch, caplog):

@@ -128,7 +128,7 @@ def train(
         )
         raise ValueError(msg)
     step_loss = loss_step(module)
-    if should_compile(config.epochs * len(sampler)):
+    if should_compile(config.epochs * len(sampler), device):
         step_loss = compile_loss(step_loss)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
