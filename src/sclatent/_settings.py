@@ -24,9 +24,8 @@ class Settings:
         Compile each training step's loss with ``torch.compile``, which fuses its element-wise math:
         False (default; eager), True, or ``"auto"`` (GPU runs of at least 2,000 steps, which repay
         the compile time; on CPU the eager count likelihoods are as fast). Results agree with eager
-        training to rounding, not bit for bit.
-        Where compilation fails (e.g. no C++ compiler for the CPU), a warning is logged and training
-        goes on eagerly.
+        training to rounding, not bit for bit. Where compilation fails (e.g. no C++ compiler for the
+        CPU), a warning is logged and training goes on eagerly.
     """
 
     @property

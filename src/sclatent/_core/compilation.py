@@ -16,8 +16,8 @@ from .._logging import logger
 #: eager 7,907, so "auto" leaves CPU runs eager.
 DEFAULTS: dict[str, bool | str] = {"compile": False}
 
-#: With ``compile="auto"``, runs of fewer steps stay eager: compiling a VAE's loss takes 20-60 s on
-#: 2 CPU threads, about what 2,000 eager steps save at the measured speed-up.
+#: With ``compile="auto"``, runs of fewer steps stay eager: compiling a loss takes tens of seconds,
+#: which short runs cannot win back (a threshold not yet measured on a GPU).
 AUTO_MIN_STEPS = 2_000
 
 Loss = Callable[[dict[str, torch.Tensor], Any], dict[str, torch.Tensor]]
@@ -41,15 +41,16 @@ def compile_loss(loss: Loss) -> Loss:
     # fallback_random: dropout masks and reparameterisation noise from the eager generator, so that a
     # compiled run draws the same random numbers as an eager one with the same seed
     compiled = torch.compile(loss, dynamic=False, options={"fallback_random": True})
-    state = {"fn": compiled}
+    state: dict[str, Any] = {"fn": compiled, "kl_weight": None, "weight": None}
 
     def run(batch: dict[str, torch.Tensor], kl_weight: float) -> dict[str, torch.Tensor]:
-        weight = torch.tensor(kl_weight, device=batch["x"].device)
-        if state["fn"] is loss:
-            return loss(batch, weight)
+        if kl_weight != state["kl_weight"]:  # a new tensor only while the warm-up changes it
+            state["kl_weight"], state["weight"] = kl_weight, torch.tensor(kl_weight, device=batch["x"].device)
         try:
-            return state["fn"](batch, weight)
+            return state["fn"](batch, state["weight"])
         except Exception as err:  # any backend failure: go on eagerly
+            if state["fn"] is loss:
+                raise
             logger.warning(
                 "torch.compile failed (%s: %s); training goes on without compilation. Set "
                 "sl.settings.compile = False to skip the attempt.",
@@ -57,6 +58,6 @@ def compile_loss(loss: Loss) -> Loss:
                 str(err).splitlines()[0][:200] if str(err) else "",
             )
             state["fn"] = loss
-            return loss(batch, weight)
+            return loss(batch, state["weight"])
 
     return run
