@@ -3,7 +3,12 @@ and (when installed) scvi-tools.
 
 Set-up (the foundation issue): zinb, 1000 -> 128 -> 10, batch 128, 10 epochs, 2 threads, 90/10 split.
 
-    python benchmarks/bench_scvae.py [--device cpu|cuda] [--threads 2] [--epochs 10] [--compile]
+    python benchmarks/bench_scvae.py [--device cpu|cuda] [--threads 2] [--epochs 10] [--compile] [--models]
+
+``--models`` adds the cells/s of the other models on the same cells and epochs: the GMVAE (K = 16,
+same set-up; its first third of epochs is the VAE warm start), and, on the 50 PCs of the log-normalised
+counts with their default batch sizes, GroupEnc and the sampling autoencoder (TRST: random targets, no
+labels needed). Growth with the number of cells: ``benchmarks/bench_scale.py``.
 
 ``--compile`` adds two runs with ``sl.settings.compile = True``: the first pays the compilation, the
 second finds PyTorch's compile caches warm (as a user's second model in a session does).
@@ -57,21 +62,42 @@ def ceiling(model: sl.models.SCVAE, adata, device: torch.device, steps: int = 30
     return steps * SETTINGS["batch_size"] / (time.perf_counter() - start)
 
 
-def run_sclatent(adata, epochs: int, device: torch.device):
+def timed_fit(model, adata, device: torch.device) -> float:
+    """Training cells per second of ``model.fit(adata)`` (full batches of the training cells)."""
     # PyTorch imports torch._dynamo (about 1 s, once per process) when the first optimizer is built;
     # take that one-off cost before the clock starts, as the ceiling and scvi-tools runs also do
     torch.optim.Adam(torch.nn.Linear(1, 1).parameters())
-    model = sl.models.SCVAE(
-        **SETTINGS, epochs=epochs, early_stopping=False, progress=False, device=str(device)
-    )
     synchronize(device)
     start = time.perf_counter()
     model.fit(adata)
     synchronize(device)
     seconds = time.perf_counter() - start
-    n_train = len(model.train_indices_)
-    cells = epochs * (n_train // SETTINGS["batch_size"]) * SETTINGS["batch_size"]
-    return model, cells / seconds, model.history_["val_elbo"][-1]
+    p = model.params
+    return p["epochs"] * (len(model.train_indices_) // p["batch_size"]) * p["batch_size"] / seconds
+
+
+def run_sclatent(adata, epochs: int, device: torch.device):
+    model = sl.models.SCVAE(
+        **SETTINGS, epochs=epochs, early_stopping=False, progress=False, device=str(device)
+    )
+    return model, timed_fit(model, adata, device), model.history_["val_elbo"][-1]
+
+
+def other_models(adata, epochs: int, device: torch.device) -> dict[str, float]:
+    """Cells/s of the GMVAE on the counts, and of GroupEnc and TRST on their 50 PCs."""
+    import scanpy as sc
+
+    pcs = adata.copy()
+    sc.pp.normalize_total(pcs)
+    sc.pp.log1p(pcs)
+    sc.pp.pca(pcs, n_comps=50, random_state=0)
+    common = {"epochs": epochs, "early_stopping": False, "progress": False, "device": str(device)}
+    models = {
+        "GMVAE (K = 16)": (sl.models.SCVAE(**SETTINGS, prior="mixture", n_components=16, **common), adata),
+        "GroupEnc": (sl.models.GroupEnc(use_rep="X_pca", **common), pcs),
+        "SamplingAE (TRST)": (sl.models.SamplingAE(mode="trst", use_rep="X_pca", **common), pcs),
+    }
+    return {name: timed_fit(model, data, device) for name, (model, data) in models.items()}
 
 
 def run_scvi(adata, train_idx, val_idx, epochs: int, device: torch.device):
@@ -106,6 +132,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="also train with sl.settings.compile")
+    parser.add_argument("--models", action="store_true", help="also time GMVAE, GroupEnc and TRST")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -120,6 +147,9 @@ def main() -> None:
     print(f"sclatent SCVAE        {ours:10,.0f} cells/s   held-out ELBO {elbo:8.2f} nats/cell")
     print(f"compute ceiling       {bare:10,.0f} cells/s   (bare step on a pre-made dense batch)")
     print(f"ratio to ceiling      {ours / bare:10.2f}")
+    if args.models:
+        for name, speed in other_models(adata, args.epochs, device).items():
+            print(f"{name:21s} {speed:10,.0f} cells/s")
     if args.compile:
         sl.settings.compile = True
         for run in ("first run", "second run"):

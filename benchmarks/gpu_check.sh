@@ -21,7 +21,7 @@ for section in "${sections[@]}"; do
   echo "== ${section}"
   case "${section}" in
     tests) python -m pytest -q -rs tests/test_device.py tests/test_rnx.py -k "cuda or gpu" ;;
-    scvae) python benchmarks/bench_scvae.py --device cuda --threads "${threads}" ;;
+    scvae) python benchmarks/bench_scvae.py --device cuda --threads "${threads}" --models ;;
     rnx) python benchmarks/bench_rnx.py --device cuda --threads "${threads}" --no-peers ;;
     groupenc) python benchmarks/bench_groupenc.py --device cuda --threads "${threads}" ;;
     ae_sampling) python benchmarks/bench_ae_sampling.py --device cuda --threads "${threads}" ;;
