@@ -1,11 +1,12 @@
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
-from sclatent._core.clustering import initial_components, moments
+from sclatent._core.clustering import graph_communities, initial_components, moments
 
 
 def blobs(n_per=150, centres=((0, 0), (8, 0), (0, 8), (8, 8)), seed=0):
     rng = np.random.default_rng(seed)
-    latent = np.vstack([rng.normal(c, 1.0, size=(n_per, 2)) for c in centres])
+    latent = np.vstack([rng.normal(c, 1.0, size=(n_per, len(c))) for c in centres])
     return latent, np.repeat(np.arange(len(centres)), n_per)
 
 
@@ -22,17 +23,19 @@ def test_moments_match_numpy():
 
 
 def test_auto_finds_the_number_of_blobs_and_pads_the_rest():
-    latent, _ = blobs()
-    means, variances, weights = initial_components(latent, n_components=10, auto=True)
-    assert (weights > 0).sum() == 4 and means.shape == (10, 2) and variances.shape == (10, 2)
-    found = sorted(map(tuple, np.round(means[weights > 0] / 8)))
-    assert found == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    latent, _ = blobs(centres=np.eye(4, 10) * 8)  # 2-d blobs split in two at this resolution
+    means, variances, weights, partition = initial_components(latent, n_components=10, auto=True)
+    assert (weights > 0).sum() == 4 and partition.max() == 3 and means.shape == variances.shape == (10, 10)
+    found = np.round(means[weights > 0] / 8)
+    assert sorted(map(tuple, found)) == sorted(map(tuple, np.eye(4, 10)))
     np.testing.assert_allclose(weights.sum(), 1)
 
 
 def test_fixed_number_takes_the_k_means_clusters():
     latent, _ = blobs()
-    means, _, weights = initial_components(latent, n_components=4)
+    means, _, weights, partition = initial_components(latent, n_components=4)
+    for k in range(4):  # the components are the moments of the partition they come from
+        np.testing.assert_allclose(means[k], latent[partition == k].mean(0))
     assert sorted(map(tuple, np.round(means / 8))) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     np.testing.assert_allclose(weights, 0.25, atol=0.01)
 
@@ -41,8 +44,19 @@ def test_labelled_classes_take_the_first_components():
     latent, truth = blobs()
     labels = np.where(np.arange(len(truth)) % 10 == 0, truth, -1)
     labels[labels == 3] = -1  # the fourth type carries no label: a free component finds it
-    means, _, weights = initial_components(latent, n_components=4, labels=labels, n_classes=3)
+    means, _, weights, partition = initial_components(latent, n_components=4, labels=labels, n_classes=3)
     for k in range(3):
         np.testing.assert_allclose(means[k], latent[labels == k].mean(0))
+    assert np.array_equal(partition[labels >= 0], labels[labels >= 0])
+    assert np.all(partition[labels < 0] == 3)  # one free component: k-means with one cluster
     assert weights[3] > 0  # the free component starts with a share of the unlabelled cells
     np.testing.assert_allclose(weights.sum(), 1)
+
+
+def test_joined_views_average_their_graphs():
+    """Communities of a view joined with itself are those of the view alone; 10-d blobs are found."""
+    latent, truth = blobs(centres=np.eye(4, 10) * 8)
+    alone = graph_communities([latent], 0)
+    assert np.array_equal(graph_communities([latent, latent], 0), alone)
+    assert adjusted_rand_score(truth, alone) == 1.0
+    assert np.all(np.diff(np.bincount(alone)) <= 0)  # numbered by decreasing size

@@ -106,3 +106,37 @@ def test_log_density_is_the_mixture_density(prior):
         )
     )
     np.testing.assert_allclose(prior.log_density(z).detach().numpy(), expected, rtol=1e-9)
+
+
+def test_an_anchor_fixes_the_categorical_without_the_classification_term():
+    """batch["anchor"] holds q(y|x) at a component as a label does, but adds no supervised term."""
+    from sclatent._core.vae import CLASSIFICATION_WEIGHT, CountVAE
+
+    torch.manual_seed(0)
+    module = CountVAE(20, n_latent=3, likelihood="nb", prior="mixture", n_components=4).double().eval()
+    x = torch.poisson(torch.full((8, 20), 2.0, dtype=torch.float64))
+    base = {"x": x, "log_library": x.sum(1).log()}
+    assignment = torch.tensor([0, 1, 2, 3, -1, 0, 1, -1])
+
+    def terms(**extra):
+        torch.manual_seed(1)  # the same z draw for every call
+        return module.loss_terms({**base, **extra})
+
+    free, anchored, labelled = terms(), terms(anchor=assignment), terms(label=assignment)
+    mean, log_var = module.posterior(x)
+    _, log_q_y = module.mixture.kl(mean, log_var)
+    fixed = assignment >= 0
+    # anchored cells pay exactly -log q(anchor|x) more KL than the optimal categorical; the rest none
+    extra = -log_q_y[fixed.nonzero()[:, 0], assignment[fixed]]
+    np.testing.assert_allclose((anchored["kl"] - free["kl"])[fixed].detach(), extra.detach(), rtol=1e-9)
+    np.testing.assert_allclose(anchored["kl"][~fixed].detach(), free["kl"][~fixed].detach(), rtol=1e-12)
+    np.testing.assert_allclose(
+        anchored["loss"].detach(), (anchored["kl"] - anchored["reconstruction"]).detach()
+    )
+    # a label adds the classification term on top of the same KL
+    np.testing.assert_allclose(labelled["kl"].detach(), anchored["kl"].detach(), rtol=1e-12)
+    np.testing.assert_allclose(
+        (labelled["loss"] - anchored["loss"])[fixed].detach(),
+        CLASSIFICATION_WEIGHT * extra.detach(),
+        rtol=1e-9,
+    )

@@ -168,6 +168,15 @@ def test_gmvae_finds_the_number_of_clusters(bladder_counts):
     assert bladder_ari(adata) >= GMVAE_AUTO_ARI, bladder_ari(adata)
 
 
+def test_mixture_stages_warm_start_then_anchor_and_hold_early_stopping():
+    model = sl.models.SCVAE(prior="mixture")
+    assert model.mixture_stages(150) == (50, 16)  # a third warm start, a sixth of the rest anchored
+    assert model._training_config(4000).hold_epochs == 66
+    # labels hold q(y|x) themselves: no anchored stage
+    assert sl.models.SCVAE(prior="mixture", labels_key="partial").mixture_stages(150) == (50, 0)
+    assert model.mixture_stages(2) == (1, 0)  # the mixture keeps at least one free epoch
+
+
 def test_label_transfer_beats_knn_on_pcs(bladder_counts):
     import scanpy as sc
     from sklearn.model_selection import train_test_split

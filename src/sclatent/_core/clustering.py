@@ -3,20 +3,25 @@
 Three cases, one function each, all array in / array out:
 
 - a fixed number of components: the k-means clusters of the standardised latent means;
-- an unknown number: the communities of the latent kNN graph (Leiden, modularity at a fixed
-  resolution), one component per community;
+- an unknown number: the communities (Leiden, modularity at a fixed resolution) of a kNN graph
+  that joins two views of the cells, the latent means and the principal components of the
+  log-normalised input, one component per community;
 - label transfer: one component per class from its labelled cells, plus free components fitted to
   the unlabelled cells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-#: Leiden resolution on the latent kNN graph when the number of clusters is left to the model.
-AUTO_RESOLUTION = 0.25
-#: Neighbours of the latent kNN graph.
+#: Leiden resolution on the joint kNN graph when the number of clusters is left to the model.
+AUTO_RESOLUTION = 0.35
+#: Neighbours of each view's kNN graph.
 AUTO_NEIGHBORS = 15
+#: Leiden runs (seeds) among which the medoid partition is kept.
+LEIDEN_RUNS = 30
 
 
 def moments(latent: np.ndarray, assignment: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
@@ -49,8 +54,8 @@ def moments(latent: np.ndarray, assignment: np.ndarray, n_groups: int) -> tuple[
     return means, variances, counts / counts.sum()
 
 
-def fit_partition(latent: np.ndarray, n_components: int, random_state: int) -> tuple[np.ndarray, ...]:
-    """Means, variances and weights of the k-means clusters of the standardised ``latent``.
+def kmeans_partition(latent: np.ndarray, n_components: int, random_state: int) -> np.ndarray:
+    """The k-means clusters (``0..n_components-1``) of the standardised ``latent``.
 
     k-means (best of 10 starts) rather than EM for a Gaussian mixture: on the three labelled data
     sets the EM fit splits large cell types into several components (ARI of the GMVAE after it:
@@ -59,29 +64,53 @@ def fit_partition(latent: np.ndarray, n_components: int, random_state: int) -> t
     from sklearn.cluster import KMeans
 
     scaled = latent / np.maximum(latent.std(0), 1e-8)
-    partition = KMeans(n_components, n_init=10, random_state=random_state).fit_predict(scaled)
-    return moments(latent, partition, n_components)
+    return KMeans(n_components, n_init=10, random_state=random_state).fit_predict(scaled)
 
 
-def graph_communities(latent: np.ndarray, random_state: int) -> np.ndarray:
-    """Leiden communities of the kNN graph of ``latent``, numbered by decreasing size."""
+def knn_connectivities(view: np.ndarray, random_state: int):
+    """UMAP connectivities of the kNN graph of ``view`` (``sc.pp.neighbors``), a sparse matrix."""
     import anndata as ad
     import scanpy as sc
 
-    graph = ad.AnnData(obsm={"latent": latent.astype(np.float32)})
-    n_neighbors = min(AUTO_NEIGHBORS, latent.shape[0] - 1)
+    graph = ad.AnnData(obsm={"view": np.asarray(view, dtype=np.float32)})
+    n_neighbors = min(AUTO_NEIGHBORS, view.shape[0] - 1)
     sc.pp.neighbors(
-        graph, n_neighbors=n_neighbors, use_rep="latent", transformer="sklearn", random_state=random_state
+        graph, n_neighbors=n_neighbors, use_rep="view", transformer="sklearn", random_state=random_state
     )
-    sc.tl.leiden(
-        graph,
-        resolution=AUTO_RESOLUTION,
-        flavor="igraph",
-        n_iterations=2,
-        directed=False,
-        random_state=random_state,
-    )
-    codes = graph.obs["leiden"].cat.codes.to_numpy()
+    return graph.obsp["connectivities"]
+
+
+def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndarray:
+    """Leiden communities of the mean kNN graph of several views, numbered by decreasing size.
+
+    Each view (rows: the same cells) gets its own kNN graph; Leiden runs on their average. Joining
+    the VAE's latent means with the principal components of the input finds the cell types more
+    reliably than either graph alone (ARI of the communities on mouse bladder / PBMC / human
+    kidney, three seeds: latent 0.66 / 0.59 / 0.64, PCs 0.62 / 0.76 / 0.62, joined 0.66 / 0.75 / 0.67).
+    Leiden's partition varies with its seed (ARI sd up to 0.1 on bladder), so it runs
+    :data:`LEIDEN_RUNS` times and keeps the run that agrees most with the others (highest summed
+    ARI), the medoid partition: bladder 0.69 against 0.63 for a single run.
+    """
+    import anndata as ad
+    import scanpy as sc
+    from sklearn.metrics import adjusted_rand_score
+
+    connectivities = sum(knn_connectivities(view, random_state) for view in views) / len(views)
+    graph = ad.AnnData(obsm={"view": np.zeros((views[0].shape[0], 1), dtype=np.float32)})
+    runs = []
+    for run in range(LEIDEN_RUNS):
+        sc.tl.leiden(
+            graph,
+            resolution=AUTO_RESOLUTION,
+            adjacency=connectivities,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=random_state * LEIDEN_RUNS + run,
+        )
+        runs.append(graph.obs["leiden"].cat.codes.to_numpy())
+    agreement = [sum(adjusted_rand_score(a, b) for b in runs) for a in runs]
+    codes = runs[int(np.argmax(agreement))]
     order = np.argsort(-np.bincount(codes), kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -95,9 +124,10 @@ def initial_components(
     labels: np.ndarray | None = None,
     n_classes: int = 0,
     auto: bool = False,
+    views: Sequence[np.ndarray] = (),
     random_state: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Means, variances and weights of the ``n_components`` mixture components to start from.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``n_components`` mixture components to start from, and the partition they come from.
 
     Parameters
     ----------
@@ -110,30 +140,37 @@ def initial_components(
     n_classes
         Number of label classes.
     auto
-        Find the number of clusters from the latent kNN graph; components beyond it start with
-        zero weight (the caller switches them off).
+        Find the number of clusters from the kNN graph of ``latent`` joined with those of
+        ``views``; components beyond it start with zero weight (the caller switches them off).
+    views
+        Other representations of the same cells for ``auto`` (e.g. principal components).
     random_state
         Seed of the clustering.
 
     Returns
     -------
-    ``(n_components, d)`` means, ``(n_components, d)`` variances, ``(n_components,)`` weights.
+    ``(n_components, d)`` means, ``(n_components, d)`` variances, ``(n_components,)`` weights, and
+    the ``(n,)`` component each row started in (-1: none; the labels themselves for labelled rows).
     """
     if labels is not None:
         means, variances, weights = moments(latent, labels, n_classes)
         weights = weights * np.mean(labels >= 0)
         n_free = n_components - n_classes
         unlabelled = latent[labels < 0]
+        assignment = labels.copy()
         if n_free > 0 and len(unlabelled) > n_free:
-            free = fit_partition(unlabelled, n_free, random_state)
+            free_assignment = kmeans_partition(unlabelled, n_free, random_state)
+            free = moments(unlabelled, free_assignment, n_free)
+            assignment[labels < 0] = n_classes + free_assignment
             # free components start small: they take the cells that no class explains
             means = np.vstack([means, free[0]])
             variances = np.vstack([variances, free[1]])
             weights = np.concatenate([weights, 0.1 * free[2] * np.mean(labels < 0)])
-        return means, variances, weights / weights.sum()
+        return means, variances, weights / weights.sum(), assignment
     if not auto:
-        return fit_partition(latent, n_components, random_state)
-    communities = graph_communities(latent, random_state)
+        assignment = kmeans_partition(latent, n_components, random_state)
+        return (*moments(latent, assignment, n_components), assignment)
+    communities = graph_communities([latent, *views], random_state)
     # the largest communities take the components; cells of any others start unassigned
     communities = np.where(communities < n_components, communities, -1)
     n_found = int(communities.max()) + 1
@@ -143,4 +180,5 @@ def initial_components(
         np.vstack([means, np.zeros((pad, latent.shape[1]))]),
         np.vstack([variances, np.ones((pad, latent.shape[1]))]),
         np.concatenate([weights, np.zeros(pad)]),
+        communities,
     )
