@@ -147,7 +147,8 @@ def run_set(path: Path, seeds: list[int], scvi: bool) -> None:
         km = KMeans(n_types, n_init=10, random_state=seed).fit_predict(latent)
         table.add(f"scVAE latent + k-means (K={n_types})", seconds, **scores(truth, km))
         if scvi:
-            table.add(f"scVI latent + k-means (K={n_types})", *scvi_kmeans(adata, truth, n_types, seed))
+            seconds, scvi_scores = scvi_kmeans(adata, truth, n_types, seed)
+            table.add(f"scVI latent + k-means (K={n_types})", seconds, **scvi_scores)
 
         labelled, rest = train_test_split(
             np.arange(adata.n_obs), train_size=0.1, stratify=truth, random_state=seed

@@ -98,3 +98,17 @@ def test_tl_given_a_path_returns_the_opened_anndata(path, small_blocks):
     )
     assert result.isbacked and result.obsm["X_scvae"].shape == (4000, 10)
     assert result.obs["scvae_cluster"].nunique() <= 3
+
+
+def test_principal_components_stream_from_disk_as_from_memory(backed, path, small_blocks):
+    """The GMVAE's PCs of the input (n_components=None) read the on-disk matrix block by block."""
+    from sclatent._core.pca import log_normalised_pcs
+
+    rows = np.sort(np.random.default_rng(0).choice(4000, 1500, replace=False))
+    source = row_source(backed.X, torch.device("cpu"))
+    from_disk = log_normalised_pcs(source, rows, n_comps=20)
+    from_memory = log_normalised_pcs(row_source(ad.read_h5ad(path).X, torch.device("cpu")), rows, n_comps=20)
+    np.testing.assert_allclose(from_disk, from_memory, rtol=1e-4, atol=1e-4)
+    assert source.max_rows_held <= 3 * 500
+    model = sl.models.SCVAE(likelihood="nb", prior="mixture", epochs=4, progress=False).fit(backed)
+    assert model.n_clusters >= 2 and model.cluster_probabilities(backed).shape == (4000, model.n_clusters)

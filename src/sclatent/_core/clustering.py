@@ -20,6 +20,8 @@ import numpy as np
 AUTO_RESOLUTION = 0.35
 #: Neighbours of each view's kNN graph.
 AUTO_NEIGHBORS = 15
+#: Steps of label propagation on the joint graph (label transfer).
+PROPAGATION_STEPS = 30
 #: Leiden runs (seeds) among which the medoid partition is kept.
 LEIDEN_RUNS = 30
 
@@ -80,6 +82,35 @@ def knn_connectivities(view: np.ndarray, random_state: int):
     return graph.obsp["connectivities"]
 
 
+def joint_connectivities(views: Sequence[np.ndarray], random_state: int):
+    """The average of the kNN graphs (UMAP connectivities) of several views of the same cells."""
+    return sum(knn_connectivities(view, random_state) for view in views) / len(views)
+
+
+def propagate_labels(
+    views: Sequence[np.ndarray], labels: np.ndarray, n_classes: int, random_state: int
+) -> np.ndarray:
+    """Classes of the unlabelled rows by label propagation on the joint kNN graph (Zhou et al. 2004).
+
+    The labelled rows (``labels >= 0``) hold their class; :data:`PROPAGATION_STEPS` times, every
+    other row takes the connectivity-weighted mean of its neighbours' class scores. A row no label
+    reaches gets -1. Returns the class of every row.
+    """
+    import scipy.sparse as sp
+
+    graph = sp.csr_matrix(joint_connectivities(views, random_state))
+    degree = np.asarray(graph.sum(1)).ravel()
+    transition = sp.diags(1.0 / np.maximum(degree, 1e-12)) @ graph
+    known = labels >= 0
+    seeds = np.zeros((len(labels), n_classes))
+    seeds[known, labels[known]] = 1.0
+    scores = seeds.copy()
+    for _ in range(PROPAGATION_STEPS):
+        scores = transition @ scores
+        scores[known] = seeds[known]
+    return np.where(scores.max(1) > 0, scores.argmax(1), -1)
+
+
 def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndarray:
     """Leiden communities of the mean kNN graph of several views, numbered by decreasing size.
 
@@ -95,7 +126,7 @@ def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndar
     import scanpy as sc
     from sklearn.metrics import adjusted_rand_score
 
-    connectivities = sum(knn_connectivities(view, random_state) for view in views) / len(views)
+    connectivities = joint_connectivities(views, random_state)
     graph = ad.AnnData(obsm={"view": np.zeros((views[0].shape[0], 1), dtype=np.float32)})
     runs = []
     for run in range(LEIDEN_RUNS):
@@ -143,14 +174,16 @@ def initial_components(
         Find the number of clusters from the kNN graph of ``latent`` joined with those of
         ``views``; components beyond it start with zero weight (the caller switches them off).
     views
-        Other representations of the same cells for ``auto`` (e.g. principal components).
+        Other representations of the same cells (e.g. principal components), joined with
+        ``latent`` into one kNN graph: for ``auto`` its communities; with ``labels`` and no free
+        component, the unlabelled rows' classes by label propagation on it.
     random_state
         Seed of the clustering.
 
     Returns
     -------
     ``(n_components, d)`` means, ``(n_components, d)`` variances, ``(n_components,)`` weights, and
-    the ``(n,)`` component each row started in (-1: none; the labels themselves for labelled rows).
+    the ``(n,)`` component each row starts in (-1: none; the labels themselves for labelled rows).
     """
     if labels is not None:
         means, variances, weights = moments(latent, labels, n_classes)
@@ -158,6 +191,8 @@ def initial_components(
         n_free = n_components - n_classes
         unlabelled = latent[labels < 0]
         assignment = labels.copy()
+        if views and n_free == 0:  # the unlabelled rows start in the class that reaches them
+            assignment = propagate_labels([latent, *views], labels, n_classes, random_state)
         if n_free > 0 and len(unlabelled) > n_free:
             free_assignment = kmeans_partition(unlabelled, n_free, random_state)
             free = moments(unlabelled, free_assignment, n_free)

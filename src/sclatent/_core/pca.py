@@ -104,7 +104,7 @@ def log_normalised_pcs(
         Scale each row to the median row sum, then log1p (``sc.pp.normalize_total`` +
         ``sc.pp.log1p``), as for raw counts; False takes the rows as they are.
     block_rows
-        Rows gathered at a time.
+        Rows gathered at a time, at most, all within this many consecutive row indices.
     random_state
         Seed of the randomised SVD.
 
@@ -112,14 +112,19 @@ def log_normalised_pcs(
     -------
     ``(len(rows), n_comps)`` scores.
     """
-    index = torch.as_tensor(np.asarray(rows))
+    rows = np.asarray(rows)
+    # chunks of rows within block_rows consecutive indices, no more than an on-disk source's block:
+    # each chunk then reads at most two blocks from disk
+    block_rows = min(block_rows, getattr(source, "block_rows", block_rows))
+    edges = np.searchsorted(rows, np.arange(rows[0], rows[-1] + block_rows, block_rows))
+    chunks = [torch.as_tensor(chunk) for chunk in np.split(rows, edges[1:-1]) if len(chunk)]
     target = 1.0
     if log_normalise:
-        sums = torch.cat([source.gather(chunk).sum(1) for chunk in index.split(block_rows)])
+        sums = torch.cat([source.gather(chunk).sum(1) for chunk in chunks])
         target = float(sums[sums > 0].median()) if (sums > 0).any() else 1.0
 
     def blocks() -> Iterator[torch.Tensor]:
-        for chunk in index.split(block_rows):
+        for chunk in chunks:
             x = source.gather(chunk)
             if log_normalise:
                 x = torch.log1p(x * (target / x.sum(1, keepdim=True).clamp_min(1e-12)))

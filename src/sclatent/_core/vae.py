@@ -127,7 +127,7 @@ class CountVAE(nn.Module):
         With a mixture prior, cells whose ``batch["label"]`` is a component (not -1) have q(y|x)
         fixed to it, and their loss adds ``classification_weight * -log q(label|x)``, the
         semi-supervised term that trains q(y|x) on them (Kingma et al. 2014). ``batch["anchor"]``
-        (used when there is no ``"label"``) fixes q(y|x) in the same way, without the extra term.
+        fixes q(y|x) in the same way (where there is no label), without the extra term.
         """
         x, covariate = batch["x"], batch.get("batch")
         mean, log_var = self.posterior(x, covariate)
@@ -136,8 +136,10 @@ class CountVAE(nn.Module):
         reconstruction = log_prob_sum(self.likelihood, x, params)
         loss_extra = torch.zeros_like(reconstruction)
         if self.mixture_active:
-            labels = batch.get("label")
-            kl, log_q_y = self.mixture.kl(mean, log_var, batch.get("anchor") if labels is None else labels)
+            labels, anchor = batch.get("label"), batch.get("anchor")
+            if labels is not None and anchor is not None:
+                anchor = torch.where(labels >= 0, labels, anchor)
+            kl, log_q_y = self.mixture.kl(mean, log_var, labels if anchor is None else anchor)
             if labels is not None:
                 loss_extra = -CLASSIFICATION_WEIGHT * label_log_prob(log_q_y, labels)
         else:

@@ -215,11 +215,11 @@ class SCVAE(BaseModel):
         cell's q(y|x) is held at the component its starting cluster became, as a labelled cell's
         is: the encoder gathers each cluster into its Gaussian. Without it the Gaussians fitted to
         graph communities cut them (ARI of the initial communities 0.66 on human kidney, of
-        argmax q(y|x) one epoch later 0.60). With ``labels_key`` the labels hold q(y|x) instead.
+        argmax q(y|x) one epoch later 0.60). With ``labels_key`` (and no free component) the
+        unlabelled cells are anchored at the class that label propagation gives them.
         """
         warm = max(1, epochs // 3) if epochs > 1 else 0
-        anchored = 0 if self.params["labels_key"] is not None else max(1, (epochs - warm) // 6)
-        return warm, min(anchored, max(epochs - warm - 1, 0))
+        return warm, min(max(1, (epochs - warm) // 6), max(epochs - warm - 1, 0))
 
     def _hooks(self, module: CountVAE, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
         if self.params["prior"] != "mixture":
@@ -246,10 +246,14 @@ class SCVAE(BaseModel):
             rows = np.arange(len(data)) if "label" in data.obs else cells
             labels = data.obs["label"].cpu().numpy() if "label" in data.obs else None
             views = []
-            if auto:  # the number of clusters comes from the latent and the input's PCs
+            if auto or (
+                labels is not None and module.n_components == len(self.fitted_["labels_key_categories"])
+            ):
+                # the clusters (or the unlabelled cells' classes) come from the latent and the PCs
                 if len(rows) > MAX_CLUSTERED_CELLS:
                     subset = np.random.default_rng(self.seed).choice(rows, MAX_CLUSTERED_CELLS, replace=False)
                     rows = np.sort(subset)
+                    labels = None if labels is None else labels[rows]
                 views = [
                     log_normalised_pcs(data.x, rows, log_normalise=self.is_count, random_state=self.seed)
                 ]
@@ -265,7 +269,7 @@ class SCVAE(BaseModel):
             module.mixture.initialise(means, variances, weights)
             module.mixture.active.copy_(torch.as_tensor(weights > 0))
             module.mixture_on.fill_(True)
-            if anchored and labels is None:
+            if anchored:
                 anchor = torch.full((len(data),), -1, dtype=torch.int64)
                 anchor[torch.as_tensor(rows)] = torch.as_tensor(partition, dtype=torch.int64)
                 data.obs["anchor"] = anchor.to(data.x.device)
