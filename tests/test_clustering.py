@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from sclatent._core.clustering import graph_communities, initial_components, moments
+from sclatent._core.clustering import graph_communities, initial_components, moments, propagate_labels
 
 
 def blobs(n_per=150, centres=((0, 0), (8, 0), (0, 8), (8, 8)), seed=0):
@@ -60,3 +60,19 @@ def test_joined_views_average_their_graphs():
     assert np.array_equal(graph_communities([latent, latent], 0), alone)
     assert adjusted_rand_score(truth, alone) == 1.0
     assert np.all(np.diff(np.bincount(alone)) <= 0)  # numbered by decreasing size
+
+
+def test_label_propagation_reaches_every_cell_of_a_labelled_blob():
+    latent, truth = blobs(centres=np.eye(4, 10) * 8)
+    labels = np.where(np.arange(len(truth)) % 20 == 0, truth, -1)  # 5% labelled
+    labels[truth == 3] = -1  # a blob without labels: nothing reaches it
+    predicted = propagate_labels([latent], labels, 3, 0)
+    assert np.array_equal(predicted[labels >= 0], labels[labels >= 0])
+    assert np.array_equal(predicted[truth < 3], truth[truth < 3])
+    assert np.all(predicted[truth == 3] == -1)
+    # in label transfer with no free component, unlabelled cells start in their propagated class
+    three = truth < 3
+    _, _, _, partition = initial_components(
+        latent[three], n_components=3, labels=labels[three], n_classes=3, views=[latent[three]]
+    )
+    assert np.array_equal(partition, truth[three])
