@@ -30,11 +30,13 @@ def test_compiled_training_agrees_with_eager_training(small_counts, monkeypatch,
     assert not compile_calls
     compiled = fit(small_counts, True, monkeypatch)
     assert len(compile_calls) == 1  # one graph: the KL warm-up's weight is a tensor, not a constant
-    # same random numbers, but the fused element-wise math rounds differently: losses agree to 1e-4,
-    # and Adam, which scales each gradient by its own size, turns the rounding of gradients near zero
-    # into steps of up to lr: after 21 steps the embeddings (spread ~0.5) agree to about 0.01
+    # same random numbers, but the fused element-wise math rounds differently (and differently on
+    # each CPU's vector instruction set): losses agree to 1e-4, the held-out ELBO after the last
+    # epoch to 5e-4 (1.3e-4 measured on one machine), and Adam, which scales each gradient by its own
+    # size, turns the rounding of gradients near zero into steps of up to lr: after 21 steps the
+    # embeddings (spread ~0.5) agree to about 0.01
     np.testing.assert_allclose(compiled.history_["train_loss"], eager.history_["train_loss"], rtol=1e-4)
-    np.testing.assert_allclose(compiled.history_["val_elbo"], eager.history_["val_elbo"], rtol=1e-4)
+    np.testing.assert_allclose(compiled.history_["val_elbo"], eager.history_["val_elbo"], rtol=5e-4)
     embeddings = compiled.transform(small_counts), eager.transform(small_counts)
     np.testing.assert_allclose(*embeddings, atol=0.02)
     assert np.corrcoef(embeddings[0].ravel(), embeddings[1].ravel())[0, 1] > 0.999
