@@ -177,6 +177,24 @@ def test_mixture_stages_warm_start_then_anchor_and_hold_early_stopping():
     assert model.mixture_stages(2) == (1, 0)  # the mixture keeps at least one free epoch
 
 
+def test_large_data_cluster_a_subset_that_keeps_every_labelled_cell(small_counts, monkeypatch):
+    import sclatent.models._scvae as scvae_module
+
+    monkeypatch.setattr(scvae_module, "MAX_CLUSTERED_CELLS", 200)
+    adata = small_counts.copy()
+    classes = np.where(np.arange(adata.n_obs) % 200 < 100, "a", "b").astype(object)
+    classes[np.arange(adata.n_obs) % 100 != 0] = np.nan  # 10 labelled cells, 5 of each class
+    adata.obs["partial"] = classes
+    kwargs = {"prior": "mixture", "epochs": 6, "batch_size": 64, "progress": False}
+    labelled = sl.models.SCVAE(labels_key="partial", **kwargs).fit(adata)
+    assert labelled.n_clusters == 2  # both classes kept their component, though few cells are labelled
+    found = sl.models.SCVAE(**kwargs).fit(adata)
+    assert found.n_clusters >= 2 and found.cluster_probabilities(adata).shape == (
+        adata.n_obs,
+        found.n_clusters,
+    )
+
+
 def test_label_transfer_beats_knn_on_pcs(bladder_counts):
     import scanpy as sc
     from sklearn.model_selection import train_test_split

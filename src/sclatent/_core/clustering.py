@@ -129,7 +129,7 @@ def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndar
     connectivities = joint_connectivities(views, random_state)
     graph = ad.AnnData(obsm={"view": np.zeros((views[0].shape[0], 1), dtype=np.float32)})
     runs = []
-    for run in range(LEIDEN_RUNS):
+    for seed in np.random.default_rng(random_state).integers(2**31 - 1, size=LEIDEN_RUNS):
         sc.tl.leiden(
             graph,
             resolution=AUTO_RESOLUTION,
@@ -137,7 +137,7 @@ def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndar
             flavor="igraph",
             n_iterations=2,
             directed=False,
-            random_state=random_state * LEIDEN_RUNS + run,
+            random_state=int(seed),
         )
         runs.append(graph.obs["leiden"].cat.codes.to_numpy())
     agreement = [sum(adjusted_rand_score(a, b) for b in runs) for a in runs]

@@ -250,10 +250,13 @@ class SCVAE(BaseModel):
                 labels is not None and module.n_components == len(self.fitted_["labels_key_categories"])
             ):
                 # the clusters (or the unlabelled cells' classes) come from the latent and the PCs
-                if len(rows) > MAX_CLUSTERED_CELLS:
-                    subset = np.random.default_rng(self.seed).choice(rows, MAX_CLUSTERED_CELLS, replace=False)
-                    rows = np.sort(subset)
-                    labels = None if labels is None else labels[rows]
+                if len(rows) > MAX_CLUSTERED_CELLS:  # a random subset, every labelled cell in it
+                    keep = np.zeros(len(rows), dtype=bool) if labels is None else labels >= 0
+                    others = np.flatnonzero(~keep)
+                    n_more = min(max(MAX_CLUSTERED_CELLS - int(keep.sum()), 0), len(others))
+                    more = np.random.default_rng(self.seed).choice(others, n_more, replace=False)
+                    picked = np.sort(np.concatenate([np.flatnonzero(keep), more]))
+                    rows, labels = rows[picked], None if labels is None else labels[picked]
                 views = [
                     log_normalised_pcs(data.x, rows, log_normalise=self.is_count, random_state=self.seed)
                 ]
