@@ -140,7 +140,11 @@ def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndar
             random_state=int(seed),
         )
         runs.append(graph.obs["leiden"].cat.codes.to_numpy())
-    agreement = [sum(adjusted_rand_score(a, b) for b in runs) for a in runs]
+    agreement = np.zeros(len(runs))
+    for i, j in zip(*np.triu_indices(len(runs), k=1), strict=True):  # ARI is symmetric: each pair once
+        ari = adjusted_rand_score(runs[i], runs[j])
+        agreement[i] += ari
+        agreement[j] += ari
     codes = runs[int(np.argmax(agreement))]
     order = np.argsort(-np.bincount(codes), kind="stable")
     rank = np.empty_like(order)
