@@ -1,7 +1,13 @@
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from sclatent._core.clustering import graph_communities, initial_components, moments, propagate_labels
+from sclatent._core.clustering import (
+    graph_communities,
+    initial_components,
+    moments,
+    propagate_labels,
+    split_moments,
+)
 
 
 def blobs(n_per=150, centres=((0, 0), (8, 0), (0, 8), (8, 8)), seed=0):
@@ -31,13 +37,38 @@ def test_auto_finds_the_number_of_blobs_and_pads_the_rest():
     np.testing.assert_allclose(weights.sum(), 1)
 
 
-def test_fixed_number_takes_the_k_means_clusters():
-    latent, _ = blobs()
-    means, _, weights, partition = initial_components(latent, n_components=4)
-    for k in range(4):  # the components are the moments of the partition they come from
+def test_fixed_number_keeps_the_communities_and_adds_small_spare_components():
+    latent, truth = blobs(centres=np.eye(4, 10) * 8)
+    means, variances, weights, partition = initial_components(latent, n_components=6)
+    assert adjusted_rand_score(truth, partition) == 1.0 and partition.max() == 3
+    for k in range(4):  # the communities take the first components, with their moments
         np.testing.assert_allclose(means[k], latent[partition == k].mean(0))
-    assert sorted(map(tuple, np.round(means / 8))) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    np.testing.assert_allclose(weights, 0.25, atol=0.01)
+    # the two spare components start inside communities, with a tenth of their share of the cells
+    assert means.shape == variances.shape == (6, 10)
+    assert np.all(weights[4:] > 0) and np.all(weights[4:] < 0.1 * weights[:4].min())
+    inside = np.linalg.norm(means[4:, None] - means[None, :4], axis=-1).min(1)
+    assert np.all(inside < 2.0)
+    np.testing.assert_allclose(weights.sum(), 1)
+
+
+def test_fixed_number_below_the_communities_keeps_the_largest():
+    latent, truth = blobs(centres=np.eye(4, 10) * 8)
+    keep = np.flatnonzero((truth < 3) | (np.arange(len(truth)) % 3 == 0))  # the fourth blob is smallest
+    means, _, weights, partition = initial_components(latent[keep], n_components=3)
+    assert means.shape == (3, 10) and np.all(weights > 0)
+    assert np.all(partition[truth[keep] == 3] == -1)  # its cells start in no component
+    assert adjusted_rand_score(truth[keep][partition >= 0], partition[partition >= 0]) == 1.0
+
+
+def test_split_moments_halve_the_most_spread_out_group():
+    latent, truth = blobs()
+    groups = np.where(truth < 2, 0, 1)  # group 0: two blobs; group 1: two blobs further apart
+    groups[truth == 3] = -1  # group 1 is one blob (the other unassigned): group 0 is split
+    means, variances, weights = split_moments(latent, groups, 1, 0)
+    half = truth == (1 if truth[groups == 0][0] == 0 else 0)
+    np.testing.assert_allclose(means[0], latent[half].mean(0))
+    np.testing.assert_allclose(variances[0], latent[half].var(0), atol=1e-10)
+    np.testing.assert_allclose(weights, 0.1 * half.sum() / (groups >= 0).sum())
 
 
 def test_labelled_classes_take_the_first_components():

@@ -27,9 +27,10 @@ class CountVAE(nn.Module):
     With ``prior="mixture"`` the model is a GMVAE: p(y) p(z|y) with learnt weights, means and floored
     variances (:class:`~sclatent._core.mixture.GaussianMixturePrior`), q(z|x) shared by the
     components and the ELBO-optimal categorical q(y|x), so y is summed out exactly in closed form
-    and the decoder runs once per cell, whatever the number of components. Until
-    :attr:`mixture_on` is set, the mixture model trains as the plain VAE (standard normal prior),
-    the warm start whose latent means initialise the components.
+    and the decoder runs once per cell, whatever the number of components. The buffer
+    :attr:`mixture_on` switches the mixture on (it is on from construction: the warm start trains
+    under the initial mixture, whose components its latent means then replace); cleared, the model
+    trains as the plain VAE (standard normal prior).
 
     Parameters
     ----------

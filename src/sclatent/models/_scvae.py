@@ -39,12 +39,15 @@ class SCVAE(BaseModel):
     is a share of the cell's observed library size. With ``prior="mixture"`` the model is scVAE's
     GMVAE: a cluster variable y with learnt weights p(y) and Gaussians p(z|y), q(z|x) shared by the
     components and the ELBO-optimal categorical q(y|x), y summed out exactly in closed form; its
-    clusters are argmax q(y|x). The mixture trains in three stages: a third of the epochs as the
-    plain VAE, whose latent means then give a starting partition (k-means clusters for a given
-    ``n_components``; for ``n_components=None`` the Leiden communities of the kNN graphs of the
-    latent means and of the input's principal components joined; the labelled cells' classes for
-    ``labels_key``) whose parts become the components; a sixth of the rest with each cell's q(y|x)
-    held at its part (anchored); then the GMVAE, switching off components that lose their cells.
+    clusters are argmax q(y|x). The mixture trains in three stages: a third of the epochs as a
+    warm start under the initial mixture (random means, unit variances, equal weights), whose
+    latent means then give a starting partition whose parts become the components: the Leiden
+    communities of the kNN graphs of the latent means and of the input's principal components
+    joined (all of them for ``n_components=None``; for a given ``n_components`` the largest ones,
+    further components starting small inside the most spread-out communities), or the labelled
+    cells' classes for ``labels_key``; a sixth of the rest with each cell's q(y|x) held at its part
+    (anchored); then the GMVAE, switching off components that lose their cells
+    (``n_components=None``).
     With ``batch_key`` it is a conditional VAE.
 
     Parameters
@@ -246,9 +249,7 @@ class SCVAE(BaseModel):
             rows = np.arange(len(data)) if "label" in data.obs else cells
             labels = data.obs["label"].cpu().numpy() if "label" in data.obs else None
             views = []
-            if auto or (
-                labels is not None and module.n_components == len(self.fitted_["labels_key_categories"])
-            ):
+            if labels is None or module.n_components == len(self.fitted_["labels_key_categories"]):
                 # the clusters (or the unlabelled cells' classes) come from the latent and the PCs
                 if len(rows) > MAX_CLUSTERED_CELLS:  # a random subset, every labelled cell in it
                     keep = np.zeros(len(rows), dtype=bool) if labels is None else labels >= 0
