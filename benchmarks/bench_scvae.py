@@ -3,12 +3,19 @@ and (when installed) scvi-tools.
 
 Set-up (the foundation issue): zinb, 1000 -> 128 -> 10, batch 128, 10 epochs, 2 threads, 90/10 split.
 
-    python benchmarks/bench_scvae.py [--device cpu|cuda] [--threads 2] [--epochs 10] [--compile] [--models]
+    python benchmarks/bench_scvae.py [--device cpu|cuda] [--threads 2] [--epochs 10] [--repeats 2]
+                                     [--compile] [--models]
+
+sclatent and scvi-tools each keep the best of ``--repeats`` fits: a shared machine's speed drifts by
+tens of percent between runs.
 
 ``--models`` adds the cells/s of the other models on the same cells and epochs: the GMVAE (K = 16,
-same set-up; its first third of epochs is the VAE warm start), and, on the 50 PCs of the log-normalised
-counts with their default batch sizes, GroupEnc and the sampling autoencoder (TRST: random targets, no
-labels needed). Growth with the number of cells: ``benchmarks/bench_scale.py``.
+same set-up; its first third of epochs is the warm start, then the clustering that starts the
+mixture; "epochs alone" leaves out that one-off start, timed on its own; after a warm-up fit, as
+umap compiles its kNN-graph code once per process), and, on the 50 PCs of the log-normalised counts
+with their default batch sizes, GroupEnc and the sampling autoencoder (TRST: random targets, no
+labels needed). Growth with the number of cells:
+``benchmarks/bench_scale.py``.
 
 ``--compile`` adds two runs with ``sl.settings.compile = True``: the first pays the compilation, the
 second finds PyTorch's compile caches warm (as a user's second model in a session does).
@@ -83,6 +90,26 @@ def run_sclatent(adata, epochs: int, device: torch.device):
     return model, timed_fit(model, adata, device), model.history_["val_elbo"][-1]
 
 
+def time_mixture_start() -> list[float]:
+    """From now on, the seconds of every GMVAE start (principal components and clustering), in a list."""
+    import sclatent.models._scvae as scvae_module
+
+    seconds: list[float] = []
+
+    def timed(fn):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            seconds.append(time.perf_counter() - start)
+            return out
+
+        return run
+
+    for name in ("initial_components", "log_normalised_pcs"):
+        setattr(scvae_module, name, timed(getattr(scvae_module, name)))
+    return seconds
+
+
 def other_models(adata, epochs: int, device: torch.device) -> dict[str, float]:
     """Cells/s of the GMVAE on the counts, and of GroupEnc and TRST on their 50 PCs."""
     import scanpy as sc
@@ -92,12 +119,24 @@ def other_models(adata, epochs: int, device: torch.device) -> dict[str, float]:
     sc.pp.log1p(pcs)
     sc.pp.pca(pcs, n_comps=50, random_state=0)
     common = {"epochs": epochs, "early_stopping": False, "progress": False, "device": str(device)}
+
+    def gmvae(n_epochs: int) -> sl.models.SCVAE:
+        return sl.models.SCVAE(**SETTINGS, prior="mixture", n_components=16, **{**common, "epochs": n_epochs})
+
+    # off the clock: umap's numba functions, compiled once per process by the first kNN graph
+    gmvae(1).fit(adata[:1000].copy())
     models = {
-        "GMVAE (K = 16)": (sl.models.SCVAE(**SETTINGS, prior="mixture", n_components=16, **common), adata),
+        "GMVAE (K = 16)": (gmvae(epochs), adata),
         "GroupEnc": (sl.models.GroupEnc(use_rep="X_pca", **common), pcs),
         "SamplingAE (TRST)": (sl.models.SamplingAE(mode="trst", use_rep="X_pca", **common), pcs),
     }
-    return {name: timed_fit(model, data, device) for name, (model, data) in models.items()}
+    start_seconds = time_mixture_start()
+    speeds = {name: timed_fit(model, data, device) for name, (model, data) in models.items()}
+    # the GMVAE's fit holds a one-off start (PCs, kNN graphs, Leiden runs); its epochs alone leave it out
+    n_cells = len(models["GMVAE (K = 16)"][0].train_indices_)
+    seconds = epochs * n_cells / speeds["GMVAE (K = 16)"] - sum(start_seconds)
+    speeds["GMVAE epochs alone"] = epochs * n_cells / seconds
+    return speeds
 
 
 def run_scvi(adata, train_idx, val_idx, epochs: int, device: torch.device):
@@ -133,6 +172,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="also train with sl.settings.compile")
     parser.add_argument("--models", action="store_true", help="also time GMVAE, GroupEnc and TRST")
+    parser.add_argument("--repeats", type=int, default=2, help="fits of sclatent and scvi-tools, best kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -142,7 +182,10 @@ def main() -> None:
         f"{args.epochs} epochs; {args.threads} threads; device {device}"
     )
 
+    # a shared machine's speed drifts: each side keeps its best of --repeats fits (same seed, same ELBO)
     model, ours, elbo = run_sclatent(adata, args.epochs, device)
+    for _ in range(args.repeats - 1):
+        ours = max(ours, run_sclatent(adata, args.epochs, device)[1])
     bare = ceiling(model, adata, device)
     print(f"sclatent SCVAE        {ours:10,.0f} cells/s   held-out ELBO {elbo:8.2f} nats/cell")
     print(f"compute ceiling       {bare:10,.0f} cells/s   (bare step on a pre-made dense batch)")
@@ -164,7 +207,10 @@ def main() -> None:
     except ImportError:
         print("scvi-tools            not installed (pip install scvi-tools) - skipped")
         return
-    peer, peer_elbo = run_scvi(adata, model.train_indices_, model.validation_indices_, args.epochs, device)
+    split = model.train_indices_, model.validation_indices_
+    peer, peer_elbo = run_scvi(adata, *split, args.epochs, device)
+    for _ in range(args.repeats - 1):
+        peer = max(peer, run_scvi(adata, *split, args.epochs, device)[0])
     print(f"scvi-tools SCVI       {peer:10,.0f} cells/s   held-out ELBO {peer_elbo:8.2f} nats/cell")
     print(f"speed-up over scvi    {ours / peer:10.2f}x")
 

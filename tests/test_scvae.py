@@ -356,3 +356,71 @@ def test_mixture_model_save_load_keeps_clusters_and_labels(small_counts, tmp_pat
     )
     labels, confidence = loaded.predict_labels(small_counts)
     assert set(labels) <= {"0.0", "1.0", "2.0"} and ((confidence > 0) & (confidence <= 1)).all()
+
+
+def test_normalized_expression(small_counts):
+    model = sl.models.SCVAE(likelihood="nb", epochs=5, progress=False).fit(small_counts)
+    table = model.get_normalized_expression(small_counts, library_size=1e4)
+    assert list(table.index) == list(small_counts.obs_names)
+    assert list(table.columns) == list(small_counts.var_names)
+    np.testing.assert_allclose(table.sum(1), 1e4, rtol=1e-4)  # every cell at the given library size
+    np.testing.assert_allclose(table.to_numpy(), model.denoise(small_counts, library_size=1e4), rtol=1e-5)
+    genes = list(small_counts.var_names[[7, 3, 500]])
+    part = model.get_normalized_expression(small_counts, gene_list=genes, return_df=False)
+    np.testing.assert_allclose(part, table[genes].to_numpy() / 1e4, rtol=1e-5)
+    drawn = model.get_normalized_expression(small_counts, n_samples=20, random_state=3, return_df=False)
+    assert not np.allclose(drawn, table.to_numpy() / 1e4)
+    again = model.get_normalized_expression(small_counts, n_samples=20, random_state=3, return_df=False)
+    np.testing.assert_array_equal(drawn, again)
+    with pytest.raises(ValueError, match="not trained on"):
+        model.get_normalized_expression(small_counts, gene_list=["no_such_gene"])
+    with pytest.raises(ValueError, match="needs a model fitted with batch_key"):
+        model.get_normalized_expression(small_counts, transform_batch="a")
+    with pytest.raises(ValueError, match="n_samples=0"):
+        model.get_normalized_expression(small_counts, n_samples=0)
+
+
+def test_normalized_expression_in_another_batch(small_counts):
+    small_counts.obs["batch"] = np.where(np.arange(small_counts.n_obs) % 2, "b", "a")
+    model = sl.models.SCVAE(likelihood="nb", batch_key="batch", epochs=5, progress=False).fit(small_counts)
+    own = model.get_normalized_expression(small_counts, return_df=False)
+    as_a = model.get_normalized_expression(small_counts, transform_batch="a", return_df=False)
+    as_b = model.get_normalized_expression(small_counts, transform_batch="b", return_df=False)
+    in_a = small_counts.obs["batch"].to_numpy() == "a"
+    np.testing.assert_allclose(as_a[in_a], own[in_a], rtol=1e-5)  # cells of batch a: unchanged
+    assert not np.allclose(as_a[~in_a], own[~in_a])
+    both = model.get_normalized_expression(small_counts, transform_batch=["a", "b"], return_df=False)
+    np.testing.assert_allclose(both, (as_a + as_b) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="unseen in training"):
+        model.get_normalized_expression(small_counts, transform_batch="c")
+
+
+def test_differential_expression_finds_the_markers_of_cell_types(bladder_counts):
+    import scanpy as sc
+
+    adata = bladder_counts.copy()
+    model = sl.models.SCVAE(likelihood="nb", epochs=60, progress=False).fit(adata)
+    largest = list(adata.obs["cell_type"].value_counts().index[:3])
+    de = model.differential_expression(adata, "cell_type", group1=largest)
+    assert list(de["comparison"].unique()) == [f"{g} vs rest" for g in largest]
+    assert len(de) == 3 * adata.n_vars and de["is_de_fdr_0.05"].dtype == bool
+    for _, table in de.groupby("comparison"):
+        assert table["proba_de"].is_monotonic_decreasing
+        assert table["is_de_fdr_0.05"].any()
+        assert np.mean(1 - table.loc[table["is_de_fdr_0.05"], "proba_de"]) <= 0.05
+    lognorm = adata.copy()
+    sc.pp.normalize_total(lognorm)
+    sc.pp.log1p(lognorm)
+    sc.tl.rank_genes_groups(lognorm, "cell_type", method="t-test", n_genes=50)
+    for group in largest:
+        ours = de[de["group1"] == group].sort_values("lfc_mean", ascending=False).index[:50]
+        theirs = set(lognorm.uns["rank_genes_groups"]["names"][group])
+        assert len(set(ours) & theirs) >= 25, group  # at least half of the top 50 shared
+    pair = model.differential_expression(adata, "cell_type", group1=largest[0], group2=largest[1])
+    assert set(pair["comparison"]) == {f"{largest[0]} vs {largest[1]}"}
+    with pytest.raises(KeyError, match="not a column of adata"):
+        model.differential_expression(adata, "no_such_column")
+    with pytest.raises(ValueError, match="is not a category"):
+        model.differential_expression(adata, "cell_type", group1="no_such_type")
+    with pytest.raises(ValueError, match="delta=0"):
+        model.differential_expression(adata, "cell_type", delta=0)

@@ -212,6 +212,17 @@ def check_counts(matrix: Matrix, what: str, likelihood: str) -> None:
         raise ValueError(msg)
 
 
+def column_means(matrix: Matrix, rows: np.ndarray, *, nonzero: bool = False) -> np.ndarray:
+    """Per column, the mean over the rows marked in the boolean ``rows``.
+
+    With ``nonzero``, the share of those rows that are not zero.
+    """
+    chosen = matrix[np.flatnonzero(rows)]
+    if nonzero:
+        chosen = chosen != 0
+    return np.asarray(chosen.mean(0), dtype=np.float64).ravel()
+
+
 def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list[str]]:
     """Integer codes and category names of the ``adata.obs`` column ``key``.
 

@@ -12,8 +12,8 @@ from .._logging import logger
 #: ``sl.settings.compile``: False (eager), True (always compile) or "auto" (compile GPU runs of at
 #: least :data:`AUTO_MIN_STEPS` optimisation steps, which repay the compile time). On CPU the eager
 #: count likelihoods evaluate their log-gamma terms at non-zero counts only, which compiled code
-#: cannot: measured on 2 threads (bench_scvae.py --compile, ZINB) compiled 7,472 cells/s against
-#: eager 7,907, so "auto" leaves CPU runs eager.
+#: cannot: measured on 2 threads (bench_scvae.py --compile, ZINB, warm caches) compiled 1.05x and
+#: 0.94x eager in two runs, after about 25 s of compilation, so "auto" leaves CPU runs eager.
 DEFAULTS: dict[str, bool | str] = {"compile": False}
 
 #: With ``compile="auto"``, runs of fewer steps stay eager: compiling a loss takes tens of seconds,

@@ -58,7 +58,11 @@ class RowSource:
                 csr.sum_duplicates()
             nbytes = csr.data.size * 8 + csr.indptr.size * 8
             home = _home_device(nbytes, device)
-            self._indptr = torch.as_tensor(csr.indptr.astype(np.int64, copy=False), device=home)
+            indptr = csr.indptr.astype(np.int64, copy=False)
+            self._indptr = torch.as_tensor(indptr, device=home)
+            # a batch's number of stored entries, summed on the host: reading it from the GPU would
+            # make every step wait for the previous one
+            self._host_lengths = torch.from_numpy(np.diff(indptr)) if home.type == "cuda" else None
             self._indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=home)
             self._values = torch.as_tensor(csr.data, device=home).to(dtype)
         else:
@@ -71,13 +75,18 @@ class RowSource:
         return self.shape[0]
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
-        """Dense ``(len(rows), n_features)`` tensor of the given rows, on :attr:`device`."""
-        rows = rows.to(self.home)
+        """Dense ``(len(rows), n_features)`` tensor of the given rows, on :attr:`device`.
+
+        Rows given on the host (as the samplers yield them) gather without waiting for the GPU.
+        """
+        total = None
+        if self.is_sparse and self._host_lengths is not None and rows.device.type == "cpu":
+            total = int(self._host_lengths[rows].sum())
+        rows = rows.to(self.home, non_blocking=True)
         if not self.is_sparse:
             return self._dense[rows].to(self.device, non_blocking=True)
-        return gather_csr_rows(self._indptr, self._indices, self._values, rows, self.shape[1]).to(
-            self.device, non_blocking=True
-        )
+        out = gather_csr_rows(self._indptr, self._indices, self._values, rows, self.shape[1], total=total)
+        return out.to(self.device, non_blocking=True)
 
     def sampler(
         self,
@@ -95,7 +104,6 @@ class RowSource:
             shuffle=True,
             drop_last=True,
             generator=generator,
-            device=self.device,
             rank=rank,
             world_size=world_size,
         )
@@ -128,6 +136,8 @@ def gather_csr_rows(
     values: torch.Tensor,
     rows: torch.Tensor,
     n_cols: int,
+    *,
+    total: int | None = None,
 ) -> torch.Tensor:
     """Densify selected rows of a CSR matrix given as three tensors.
 
@@ -139,6 +149,9 @@ def gather_csr_rows(
         Row numbers to gather, in output order (repeats allowed).
     n_cols
         Number of columns.
+    total
+        Stored entries of the selected rows, when known (else read from ``indptr``, which on a GPU
+        waits for the device).
 
     Returns
     -------
@@ -147,7 +160,7 @@ def gather_csr_rows(
     starts = indptr[rows]
     lengths = indptr[rows + 1] - starts
     out = torch.zeros(rows.numel(), n_cols, dtype=values.dtype, device=values.device)
-    total = int(lengths.sum())
+    total = int(lengths.sum()) if total is None else total
     if total == 0:
         return out
     out_row = torch.repeat_interleave(
@@ -175,8 +188,8 @@ class CellData:
 
     x: RowSource
     obs: Mapping[str, torch.Tensor] = field(default_factory=dict)
-    #: Row of each cell's reconstruction target (None: no targets); models that reconstruct another
-    #: cell than the input replace it between epochs.
+    #: Row of each cell's reconstruction target (None: no targets), on the host; models that
+    #: reconstruct another cell than the input replace it between epochs.
     target_rows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
@@ -191,18 +204,20 @@ class CellData:
         With :attr:`target_rows` set, also the targets' rows, ``"target"``, and their per-cell tensors,
         ``"target_<name>"``.
         """
-        rows = rows.to(self.x.device)
+        host_rows = rows.cpu()
+        rows = host_rows.to(self.x.device, non_blocking=True)
         out = {key: value[rows] for key, value in self.obs.items()}
-        out["x"] = self.x.gather(rows)
+        out["x"] = self.x.gather(host_rows)
         if self.target_rows is not None:
-            targets = self.target_rows.to(self.x.device)[rows]
-            out["target"] = self.x.gather(targets)
+            host_targets = self.target_rows.cpu()[host_rows]
+            targets = host_targets.to(self.x.device, non_blocking=True)
+            out["target"] = self.x.gather(host_targets)
             out.update({f"target_{key}": value[targets] for key, value in self.obs.items()})
         return out
 
 
 class MinibatchSampler:
-    """Seeded minibatches of cell indices.
+    """Seeded minibatches of cell indices, as tensors on the host (CPU).
 
     Parameters
     ----------
@@ -216,8 +231,6 @@ class MinibatchSampler:
         Drop the final incomplete batch (training, so batch norm never sees a tiny batch).
     generator
         Source of the shuffles.
-    device
-        Where the index batches are placed (the device the data is gathered on).
     rank, world_size
         With ``world_size`` > 1 each pass's (shared) order is cut into ``world_size`` equal
         interleaved shards and this sampler yields shard ``rank``: every process of a data-parallel
@@ -232,11 +245,9 @@ class MinibatchSampler:
         shuffle: bool = False,
         drop_last: bool = False,
         generator: np.random.Generator | None = None,
-        device: torch.device | None = None,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.device = device if device is not None else torch.device("cpu")
         self.rank, self.world_size = rank, world_size
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = int(batch_size)
@@ -253,6 +264,6 @@ class MinibatchSampler:
         if self.world_size > 1:
             n = len(order) // self.world_size
             order = order[self.rank : n * self.world_size : self.world_size]
-        order = torch.from_numpy(np.ascontiguousarray(order)).to(self.device)
+        order = torch.from_numpy(np.ascontiguousarray(order))  # on the host: see RowSource.gather
         for i in range(len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size]

@@ -111,7 +111,7 @@ class DiskRowSource:
             ahead = range(int(needed.min()), min(int(needed.min()) + self.buffer_blocks, self.n_blocks))
             self.load(sorted(set(needed.tolist()) | set(ahead)))
         positions = self._start[blocks] + rows % self.block_rows
-        return self._buffer.gather(positions.to(self._buffer.home))
+        return self._buffer.gather(positions)
 
     def row_sums(self) -> torch.Tensor:
         """Per-row totals (e.g. library sizes) as a float64 tensor, read block by block."""

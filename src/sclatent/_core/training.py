@@ -147,13 +147,7 @@ def train(
         n_batches = 0
         for rows in sampler:
             kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-            loss = step_loss(data.batch(rows), kl_weight)["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-            optimizer.step()
-            total += loss.detach()
+            total += optimisation_step(step_loss, data.batch(rows), kl_weight, optimizer, config.grad_clip)
             step += 1
             n_batches += 1
         train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
@@ -183,6 +177,27 @@ def train(
     return history, len(history["train_loss"]) - 1 if best_epoch is None else best_epoch
 
 
+def optimisation_step(
+    step_loss: Callable[[dict[str, torch.Tensor], float], dict[str, torch.Tensor]],
+    batch: dict[str, torch.Tensor],
+    kl_weight: float,
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float | None,
+) -> torch.Tensor:
+    """One Adam step on ``batch``; returns the detached loss without reading it on the host.
+
+    Nothing here waits for a GPU, so the host queues the next step while the device runs this one.
+    """
+    loss = step_loss(batch, kl_weight)["loss"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
 def _progress_bar(config: TrainingConfig) -> tqdm:
     """An epoch bar: the notebook-aware one only when shown, as importing it warns in Jupyter."""
     if not config.progress:
@@ -206,7 +221,7 @@ def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size:
     sums: dict[str, torch.Tensor] = {}
     # in cell order, so that an on-disk matrix is read block after block
     mine = np.sort(indices[rank::world_size])
-    sampler = MinibatchSampler(mine, max(batch_size, 1024), device=data.x.device)
+    sampler = MinibatchSampler(mine, max(batch_size, 1024))
     for rows in sampler:
         for key, value in module.loss(data.batch(rows), 1.0).items():
             sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
@@ -236,5 +251,5 @@ def predict(
 ) -> np.ndarray:
     """Apply ``fn`` to the cells ``indices`` of ``data`` (default all) in order; stack the results."""
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
-    sampler = MinibatchSampler(indices, batch_size, device=data.x.device)
+    sampler = MinibatchSampler(indices, batch_size)
     return torch.cat([fn(data.batch(rows)).float().cpu() for rows in sampler]).numpy()

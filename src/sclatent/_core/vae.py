@@ -27,10 +27,9 @@ class CountVAE(nn.Module):
     With ``prior="mixture"`` the model is a GMVAE: p(y) p(z|y) with learnt weights, means and floored
     variances (:class:`~sclatent._core.mixture.GaussianMixturePrior`), q(z|x) shared by the
     components and the ELBO-optimal categorical q(y|x), so y is summed out exactly in closed form
-    and the decoder runs once per cell, whatever the number of components. The buffer
-    :attr:`mixture_on` switches the mixture on (it is on from construction: the warm start trains
-    under the initial mixture, whose components its latent means then replace); cleared, the model
-    trains as the plain VAE (standard normal prior).
+    and the decoder runs once per cell, whatever the number of components. The mixture is in use from
+    construction: the GMVAE's warm start trains under its initial components, which the warm-start
+    latent means then replace.
 
     Parameters
     ----------
@@ -75,7 +74,8 @@ class CountVAE(nn.Module):
         self.encoder = MLP(n_input, hidden, n_cat=n_batches, dropout=dropout)
         self.z_head = GaussianHead(self.encoder.n_output, n_latent)
         self.mixture = GaussianMixturePrior(n_components, n_latent) if prior == "mixture" else None
-        self.register_buffer("mixture_on", torch.tensor(prior == "mixture"))
+        # models saved by earlier development versions hold a "mixture_on" flag (always prior == "mixture")
+        self.register_load_state_dict_pre_hook(_drop_mixture_flag)
         self.decoder = LikelihoodDecoder(
             n_latent, tuple(reversed(hidden)), n_input, likelihood, n_cat=n_batches
         )
@@ -84,11 +84,6 @@ class CountVAE(nn.Module):
     def n_components(self) -> int:
         """Number of mixture components (1 for the Gaussian prior)."""
         return 1 if self.mixture is None else self.mixture.n_components
-
-    @property
-    def mixture_active(self) -> bool:
-        """Whether the mixture prior is in use (after the warm start of a GMVAE)."""
-        return self.mixture is not None and bool(self.mixture_on)
 
     def posterior(
         self, x: torch.Tensor, batch: torch.Tensor | None = None
@@ -136,7 +131,7 @@ class CountVAE(nn.Module):
         params = self.decode(z, batch.get("log_library"), covariate)
         reconstruction = log_prob_sum(self.likelihood, x, params)
         loss_extra = torch.zeros_like(reconstruction)
-        if self.mixture_active:
+        if self.mixture is not None:
             labels, anchor = batch.get("label"), batch.get("anchor")
             if labels is not None and anchor is not None:
                 anchor = torch.where(labels >= 0, labels, anchor)
@@ -170,7 +165,10 @@ class CountVAE(nn.Module):
             params = self.decode(z, batch.get("log_library"), covariate)
             log_px = log_prob_sum(self.likelihood, x, params)
             log_qz = (-0.5 * (LOG_2PI + log_var + eps**2)).sum(-1)
-            log_pz = self.mixture.log_density(z) if self.mixture_active else (-0.5 * (LOG_2PI + z**2)).sum(-1)
+            if self.mixture is not None:
+                log_pz = self.mixture.log_density(z)
+            else:
+                log_pz = (-0.5 * (LOG_2PI + z**2)).sum(-1)
             chunks.append(log_px + log_pz - log_qz)
         weights = torch.cat(chunks)
         return torch.logsumexp(weights, dim=0) - math.log(n_samples)
@@ -178,3 +176,7 @@ class CountVAE(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Negative ELBO (KL scaled by ``kl_weight``) averaged over cells, with its terms."""
         return {k: v.mean() for k, v in self.loss_terms(batch, kl_weight).items()}
+
+
+def _drop_mixture_flag(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    state_dict.pop(prefix + "mixture_on", None)

@@ -152,7 +152,7 @@ class SamplingAE(BaseModel):
 
         def draw(epoch: int) -> dict[str, float]:
             targets, drawn = draw_targets(p["mode"], p["p"], pool, labels, len(data), rng)
-            data.target_rows = torch.from_numpy(targets).to(data.x.device)
+            data.target_rows = torch.from_numpy(targets)
             return {"swapped_share": float(drawn[pool].mean())}
 
         return {"on_epoch_start": draw}

@@ -178,8 +178,8 @@ class GroupEnc(BaseModel):
     def _hooks(self, module: nn.Module, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
         if "neighbours" not in data.obs:
             return {}
-        neighbours = data.obs["neighbours"]
-        cells = torch.arange(len(data), device=neighbours.device)
+        neighbours = data.obs["neighbours"].cpu()  # targets are drawn on the host
+        cells = torch.arange(len(data))
         start = self._training_config(len(data)).hold_epochs
         weights = neighbour_rank_weights(neighbours.shape[1])
 
@@ -187,7 +187,7 @@ class GroupEnc(BaseModel):
             if epoch < start:
                 return
             # each cell's neighbour of this epoch: one of its kNN, the nearest ones more often
-            column = torch.from_numpy(rng.choice(len(weights), len(data), p=weights)).to(neighbours.device)
+            column = torch.from_numpy(rng.choice(len(weights), len(data), p=weights))
             data.target_rows = neighbours[cells, column]
 
         return {"on_epoch_start": draw}
