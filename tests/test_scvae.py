@@ -1,5 +1,6 @@
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
@@ -424,3 +425,83 @@ def test_differential_expression_finds_the_markers_of_cell_types(bladder_counts)
         model.differential_expression(adata, "cell_type", group1="no_such_type")
     with pytest.raises(ValueError, match="delta=0"):
         model.differential_expression(adata, "cell_type", delta=0)
+
+
+def _with_covariates(adata):
+    rng = np.random.default_rng(0)
+    adata.obs["donor"] = pd.Categorical(rng.choice(["d1", "d2", "d3"], adata.n_obs))
+    adata.obs["pct_mito"] = rng.uniform(0, 10, adata.n_obs)
+    adata.obs["size"] = np.maximum(np.asarray(adata.X.sum(1), dtype=np.float64).ravel(), 1.0)
+    return adata
+
+
+def test_covariates_are_injected_recorded_and_checked(small_counts, tmp_path):
+    adata = _with_covariates(small_counts)
+    common = {"likelihood": "nb", "epochs": 3, "progress": False}
+    model = sl.models.SCVAE(
+        categorical_covariate_keys=["donor"], continuous_covariate_keys="pct_mito", **common
+    ).fit(adata)
+    assert model.fitted_["categorical_covariate_keys_categories"] == {"donor": ["d1", "d2", "d3"]}
+    mean, std = model.fitted_["continuous_covariate_moments"]["pct_mito"]
+    assert mean == pytest.approx(adata.obs["pct_mito"].mean()) and std == pytest.approx(
+        adata.obs["pct_mito"].std(ddof=0)
+    )
+    assert model.fitted_["n_covariates"] == 4
+    shifted = adata.copy()
+    shifted.obs["pct_mito"] += 5.0  # the decoder sees the covariate
+    assert not np.allclose(model.denoise(adata), model.denoise(shifted))
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = sl.models.load(path)
+    np.testing.assert_array_equal(loaded.transform(adata), model.transform(adata))
+    query = adata[:50].copy()
+    query.obs["donor"] = pd.Categorical(["d4"] * 50)
+    with pytest.raises(ValueError, match="unseen in training"):
+        loaded.transform(query)
+    # a categorical covariate is injected exactly as batch_key is; known sizes equal to the totals
+    as_batch = sl.models.SCVAE(batch_key="donor", **common).fit(adata)
+    as_covariate = sl.models.SCVAE(categorical_covariate_keys=["donor"], **common).fit(adata)
+    np.testing.assert_array_equal(as_batch.transform(adata), as_covariate.transform(adata))
+    sized = sl.models.SCVAE(size_factor_key="size", **common).fit(adata)
+    plain = sl.models.SCVAE(**common).fit(adata)
+    np.testing.assert_array_equal(sized.transform(adata), plain.transform(adata))
+
+
+def test_covariates_bad_input(small_counts):
+    adata = _with_covariates(small_counts)
+    before = adata.copy()
+    fit = {"likelihood": "nb", "epochs": 1, "progress": False}
+    with pytest.raises(KeyError, match="not a column of adata"):
+        sl.models.SCVAE(continuous_covariate_keys=["absent"], **fit).fit(adata)
+    with pytest.raises(ValueError, match="not numbers"):
+        sl.models.SCVAE(continuous_covariate_keys=["donor"], **fit).fit(adata)
+    adata.obs["gap"] = adata.obs["pct_mito"].where(np.arange(adata.n_obs) > 0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        sl.models.SCVAE(continuous_covariate_keys=["gap"], **fit).fit(adata)
+    adata.obs["zero_size"] = 0.0
+    with pytest.raises(ValueError, match="must be positive"):
+        sl.models.SCVAE(size_factor_key="zero_size", **fit).fit(adata)
+    with pytest.raises(ValueError, match="named more than once"):
+        sl.models.SCVAE(batch_key="donor", categorical_covariate_keys=["donor"], **fit)
+    with pytest.raises(ValueError, match="needs a count likelihood"):
+        sl.models.SCVAE(likelihood="gaussian", size_factor_key="size")
+    with pytest.raises(TypeError, match="categorical_covariate_keys"):
+        sl.models.SCVAE(categorical_covariate_keys=[1])
+    assert list(adata.obs.columns[:3]) == list(before.obs.columns) and adata.obsm.keys() == before.obsm.keys()
+
+
+def test_tl_scvae_with_covariates_round_trips_h5ad(small_counts, tmp_path):
+    adata = _with_covariates(small_counts)
+    sl.tl.scvae(
+        adata,
+        likelihood="nb",
+        categorical_covariate_keys=["donor"],
+        continuous_covariate_keys=["pct_mito"],
+        size_factor_key="size",
+        epochs=2,
+        progress=False,
+    )
+    adata.write_h5ad(tmp_path / "out.h5ad")
+    back = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert list(back.uns["scvae"]["params"]["categorical_covariate_keys"]) == ["donor"]
+    np.testing.assert_array_equal(back.obsm["X_scvae"], adata.obsm["X_scvae"])

@@ -223,6 +223,22 @@ def column_means(matrix: Matrix, rows: np.ndarray, *, nonzero: bool = False) -> 
     return np.asarray(chosen.mean(0), dtype=np.float64).ravel()
 
 
+def get_numbers(adata: AnnData, key: str, argument: str) -> np.ndarray:
+    """The ``adata.obs`` column ``key`` as finite float64 numbers, checked."""
+    if key not in adata.obs:
+        msg = f"{argument}: {key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
+        raise MissingKeyError(msg)
+    column = adata.obs[key]
+    if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        msg = f"{argument}: adata.obs[{key!r}] holds {column.dtype} values, not numbers; pass numbers."
+        raise ValueError(msg)
+    values = column.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        msg = f"{argument}: adata.obs[{key!r}] holds NaN or infinite values; fill or drop those cells."
+        raise ValueError(msg)
+    return values
+
+
 def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list[str]]:
     """Integer codes and category names of the ``adata.obs`` column ``key``.
 

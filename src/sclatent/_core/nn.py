@@ -67,10 +67,13 @@ class MLP(nn.Module):
 
 
 def one_hot_or_none(cat: torch.Tensor | None, n_cat: int, like: torch.Tensor) -> torch.Tensor | None:
-    """One-hot code of ``cat`` shaped to broadcast with ``like``'s leading dimensions, or None."""
+    """One-hot code of ``cat`` shaped to broadcast with ``like``'s leading dimensions, or None.
+
+    ``cat`` holds integer categories, or is already a ``(n, n_cat)`` float design (covariates).
+    """
     if n_cat == 0 or cat is None:
         return None
-    one_hot = F.one_hot(cat.long(), n_cat).to(like.dtype)
+    one_hot = cat.to(like.dtype) if cat.is_floating_point() else F.one_hot(cat.long(), n_cat).to(like.dtype)
     return one_hot.expand(*like.shape[:-1], n_cat)
 
 

@@ -46,7 +46,8 @@ class CountVAE(nn.Module):
     n_components
         Mixture components (``prior="mixture"`` only).
     n_batches
-        Categories of the conditioning covariate (0: unconditional).
+        Width of the covariate design (one-hot categories, standardised numbers) injected into
+        every layer of encoder and decoder (0: unconditional).
     dropout
         Encoder dropout rate.
     """
@@ -125,7 +126,7 @@ class CountVAE(nn.Module):
         semi-supervised term that trains q(y|x) on them (Kingma et al. 2014). ``batch["anchor"]``
         fixes q(y|x) in the same way (where there is no label), without the extra term.
         """
-        x, covariate = batch["x"], batch.get("batch")
+        x, covariate = batch["x"], batch.get("covariates")
         mean, log_var = self.posterior(x, covariate)
         z = reparameterize(mean, log_var)
         params = self.decode(z, batch.get("log_library"), covariate)
@@ -155,7 +156,7 @@ class CountVAE(nn.Module):
         than the ELBO (its expectation for one sample), converging to log p(x) as ``n_samples`` grows.
         With the mixture prior, p(z) = sum_y p(y) p(z|y) is summed exactly.
         """
-        x, covariate = batch["x"], batch.get("batch")
+        x, covariate = batch["x"], batch.get("covariates")
         mean, log_var = self.posterior(x, covariate)
         std = (0.5 * log_var).exp()
         chunks = []

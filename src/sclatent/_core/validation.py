@@ -156,6 +156,22 @@ class Key:
 
 
 @dataclass(frozen=True)
+class Keys:
+    """None, or one or more distinct names of AnnData entries (a string or a sequence), as a tuple."""
+
+    def __call__(self, name: str, value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        values = (value,) if isinstance(value, str) else value
+        expected = "a string, a list of strings, or None"
+        if not isinstance(values, Sequence) or not values or not all(isinstance(v, str) for v in values):
+            _fail(name, value, expected, TypeError)
+        if len(set(values)) < len(values):
+            _fail(name, value, "distinct names")
+        return tuple(values)
+
+
+@dataclass(frozen=True)
 class Integers:
     """One or more integers >= ``minimum`` (a tuple, list or 1-d array), returned as a tuple."""
 

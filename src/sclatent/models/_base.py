@@ -89,15 +89,24 @@ class BaseModel(ABC):
             raise ValueError(msg)
         return matrix, what
 
-    def _codes(self, adata: AnnData, argument: str, *, fitting: bool) -> torch.Tensor:
-        """Integer codes of the ``adata.obs`` column named by parameter ``argument``."""
-        key = self.params[argument]
+    def _codes(self, adata: AnnData, argument: str, *, fitting: bool, key: str | None = None) -> torch.Tensor:
+        """Integer codes of the ``adata.obs`` column named by parameter ``argument``.
+
+        For an argument naming several columns, ``key`` is the column; its training categories are
+        kept in ``fitted_[f"{argument}_categories"][key]``.
+        """
+        several = key is not None
+        key = self.params[argument] if key is None else key
         codes, categories = io.get_codes(adata, key, argument)
         if fitting:
-            self.fitted_[f"{argument}_categories"] = categories
+            if several:
+                self.fitted_.setdefault(f"{argument}_categories", {})[key] = categories
+            else:
+                self.fitted_[f"{argument}_categories"] = categories
             known = categories
         else:
             known = self.fitted_[f"{argument}_categories"]
+            known = known[key] if several else known
             unknown = sorted(set(categories) - set(known))
             if unknown:
                 msg = f"adata.obs[{key!r}] has categories unseen in training: {unknown[:5]}."

@@ -20,7 +20,7 @@ from .._core.nn import reparameterize
 from .._core.pca import log_normalised_pcs
 from .._core.training import TrainingConfig, predict
 from .._core.vae import PRIORS, CountVAE
-from .._core.validation import Check, Choice, Integer, Real, SeedLike
+from .._core.validation import Check, Choice, Integer, Key, Keys, Real, SeedLike
 from ._base import BaseModel, arguments
 
 #: Component slots when the mixture finds the number of clusters itself.
@@ -66,7 +66,17 @@ class SCVAE(BaseModel):
         the rest (``prior="mixture"``): labelled cells fix q(y|x) to their class, the others get the
         predicted label.
     batch_key
-        Column of ``adata.obs`` to condition encoder and decoder on (one-hot).
+        Column of ``adata.obs`` to condition encoder and decoder on (one-hot); the covariate of
+        ``transform_batch`` (:meth:`get_normalized_expression`, :meth:`differential_expression`).
+    categorical_covariate_keys
+        Further columns of ``adata.obs`` with categories (e.g. donor, chemistry), each injected
+        one-hot like ``batch_key``.
+    continuous_covariate_keys
+        Columns of ``adata.obs`` with numbers (e.g. percent mitochondrial counts), injected
+        standardised by their training mean and standard deviation.
+    size_factor_key
+        Column of ``adata.obs`` with each cell's known library size (positive), used instead of its
+        observed total counts.
     layer
         Layer holding the input (default ``.X``).
     use_rep
@@ -107,6 +117,9 @@ class SCVAE(BaseModel):
         "likelihood": Choice(LIKELIHOODS),
         "prior": Choice(PRIORS),
         "n_components": Integer(minimum=2, optional=True),
+        "categorical_covariate_keys": Keys(),
+        "continuous_covariate_keys": Keys(),
+        "size_factor_key": Key(),
     }
 
     def __init__(
@@ -117,6 +130,9 @@ class SCVAE(BaseModel):
         n_components: int | None = None,
         labels_key: str | None = None,
         batch_key: str | None = None,
+        categorical_covariate_keys: Sequence[str] | None = None,
+        continuous_covariate_keys: Sequence[str] | None = None,
+        size_factor_key: str | None = None,
         layer: str | None = None,
         use_rep: str | None = None,
         n_latent: int = 10,
@@ -136,6 +152,15 @@ class SCVAE(BaseModel):
         super().__init__(arguments(locals()))
 
     def _check_params(self, params: dict[str, Any]) -> None:
+        if params["size_factor_key"] is not None and params["likelihood"] not in COUNT_LIKELIHOODS:
+            msg = f"size_factor_key needs a count likelihood (likelihood={params['likelihood']!r})."
+            raise ValueError(msg)
+        named = [params["batch_key"], *(params["categorical_covariate_keys"] or [])]
+        named += params["continuous_covariate_keys"] or []
+        repeated = sorted({k for k in named if k is not None and named.count(k) > 1})
+        if repeated:
+            msg = f"{repeated} named more than once among batch_key and the covariate keys; name each once."
+            raise ValueError(msg)
         if params["prior"] != "mixture":
             for name in ("n_components", "labels_key"):
                 if params[name] is not None:
@@ -156,17 +181,58 @@ class SCVAE(BaseModel):
             io.check_n_cells(adata.n_obs, p["batch_size"], p["validation_fraction"])
         source = row_source(matrix, device)
         obs = {}
-        if self.is_count:  # observed library size, floored at one count so empty cells stay finite
-            obs["log_library"] = source.row_sums().clamp_min(1.0).log().float()
-        if p["batch_key"] is not None:
-            codes = self._codes(adata, "batch_key", fitting=fitting)
-            if (codes < 0).any():
-                msg = f"adata.obs[{p['batch_key']!r}] has missing values; fill them (e.g. 'unknown')."
-                raise ValueError(msg)
-            obs["batch"] = codes
+        if self.is_count:
+            obs["log_library"] = self._log_library(adata, source)
+        covariates = self._covariates(adata, fitting=fitting)
+        if covariates is not None:
+            obs["covariates"] = covariates
         if fitting and p["labels_key"] is not None:
             obs["label"] = self._label_codes(adata)
         return CellData(source, obs)
+
+    def _log_library(self, adata: AnnData, source: Any) -> torch.Tensor:
+        """Log library size of each cell: ``size_factor_key``'s, or the observed total counts.
+
+        Observed totals are floored at one count, so that empty cells stay finite.
+        """
+        key = self.params["size_factor_key"]
+        if key is None:
+            return source.row_sums().clamp_min(1.0).log().float()
+        sizes = io.get_numbers(adata, key, "size_factor_key")
+        if not (sizes > 0).all():
+            msg = f"size_factor_key={key!r}: adata.obs[{key!r}] holds values <= 0; sizes must be positive."
+            raise ValueError(msg)
+        return torch.from_numpy(np.log(sizes)).float()
+
+    def _covariates(self, adata: AnnData, *, fitting: bool) -> torch.Tensor | None:
+        """The ``(n_cells, n_covariates)`` design injected into encoder and decoder, or None.
+
+        One-hot blocks of ``batch_key`` (first) and of each ``categorical_covariate_keys`` column,
+        then the ``continuous_covariate_keys`` columns standardised by their training moments.
+        """
+        p = self.params
+        # (argument, column): batch_key's categories are stored as a list, the others' by column
+        keys = [("batch_key", None)] if p["batch_key"] is not None else []
+        keys += [("categorical_covariate_keys", k) for k in p["categorical_covariate_keys"] or []]
+        blocks = []
+        for argument, key in keys:
+            codes = self._codes(adata, argument, fitting=fitting, key=key)
+            if (codes < 0).any():
+                msg = f"adata.obs[{key or p['batch_key']!r}] has missing values; fill them (e.g. 'unknown')."
+                raise ValueError(msg)
+            categories = self.fitted_[f"{argument}_categories"]
+            n_categories = len(categories if key is None else categories[key])
+            blocks.append(torch.nn.functional.one_hot(codes, n_categories).float())
+        moments = self.fitted_.setdefault("continuous_covariate_moments", {}) if fitting else None
+        for key in p["continuous_covariate_keys"] or []:
+            values = io.get_numbers(adata, key, "continuous_covariate_keys")
+            if fitting:
+                moments[key] = [float(values.mean()), float(values.std()) or 1.0]
+            mean, std = self.fitted_["continuous_covariate_moments"][key]
+            blocks.append(torch.from_numpy((values - mean) / std).float()[:, None])
+        if fitting:
+            self.fitted_["n_covariates"] = sum(block.shape[1] for block in blocks)
+        return torch.cat(blocks, 1) if blocks else None
 
     def _label_codes(self, adata: AnnData) -> torch.Tensor:
         """Class codes of the labelled cells (-1: unlabelled), checked for label transfer."""
@@ -234,7 +300,7 @@ class SCVAE(BaseModel):
 
         def posterior(key: str, rows: np.ndarray) -> np.ndarray:
             module.eval()
-            return predict(lambda b: module.encode(b["x"], b.get("batch"))[key], data, indices=rows)
+            return predict(lambda b: module.encode(b["x"], b.get("covariates"))[key], data, indices=rows)
 
         def on_epoch_start(epoch: int) -> None:
             if epoch == warm:
@@ -289,12 +355,12 @@ class SCVAE(BaseModel):
             likelihood=p["likelihood"],
             prior=p["prior"],
             n_components=self.n_slots,
-            n_batches=len(self.fitted_.get("batch_key_categories", [])),
+            n_batches=self.fitted_.get("n_covariates", len(self.fitted_.get("batch_key_categories", []))),
             dropout=p["dropout"],
         )
 
     def _posterior(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.module_.encode(batch["x"], batch.get("batch"))
+        return self.module_.encode(batch["x"], batch.get("covariates"))
 
     def _embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._posterior(batch)["embedding"]
@@ -617,7 +683,11 @@ class SCVAE(BaseModel):
             log_library = torch.full_like(post["z_mean"][:, 0], float(np.log(library_size)))
             means = []
             for code in batches:
-                covariate = b.get("batch") if code is None else torch.full_like(b["batch"], code)
+                covariate = b.get("covariates")
+                if code is not None:  # the batch_key block (the first) set to that category
+                    covariate = covariate.clone()
+                    covariate[:, : len(self.fitted_["batch_key_categories"])] = 0.0
+                    covariate[:, code] = 1.0
                 means.append(self.module_.decode(z, log_library, covariate)["log_mu"].exp())
             return torch.stack(means).mean(0).transpose(0, 1).reshape(-1, means[0].shape[-1])
 
@@ -667,7 +737,7 @@ class SCVAE(BaseModel):
         log_library = batch.get("log_library")
         if library_size is not None and log_library is not None:
             log_library = torch.full_like(log_library, float(np.log(library_size)))
-        params = self.module_.decode(z, log_library, batch.get("batch"))
+        params = self.module_.decode(z, log_library, batch.get("covariates"))
         return {k: v.expand_as(params.get("log_mu", params.get("mean"))) for k, v in params.items()}
 
 

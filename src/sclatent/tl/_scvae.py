@@ -22,6 +22,9 @@ def scvae(
     n_components: int | None = None,
     labels_key: str | None = None,
     batch_key: str | None = None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    continuous_covariate_keys: Sequence[str] | None = None,
+    size_factor_key: str | None = None,
     layer: str | None = None,
     use_rep: str | None = None,
     n_latent: int = 10,
@@ -50,6 +53,8 @@ def scvae(
         outputs.
     likelihood, prior, n_components, labels_key, batch_key, layer, use_rep, n_latent, hidden, dropout
         The model; see :class:`sclatent.models.SCVAE`.
+    categorical_covariate_keys, continuous_covariate_keys, size_factor_key
+        Further covariates and known library sizes; see :class:`sclatent.models.SCVAE`.
     epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction
         Training; see :class:`sclatent.models.SCVAE`.
     random_state, device, progress
