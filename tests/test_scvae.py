@@ -425,6 +425,8 @@ def test_differential_expression_finds_the_markers_of_cell_types(bladder_counts)
         model.differential_expression(adata, "cell_type", group1="no_such_type")
     with pytest.raises(ValueError, match="delta=0"):
         model.differential_expression(adata, "cell_type", delta=0)
+    with pytest.raises(ValueError, match="the same group"):
+        model.differential_expression(adata, "cell_type", group1=largest[0], group2=largest[0])
 
 
 def _with_covariates(adata):

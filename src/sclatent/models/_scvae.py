@@ -569,7 +569,7 @@ class SCVAE(BaseModel):
         groupby
             Column of ``adata.obs`` holding the groups (e.g. cell types or clusters).
         group1
-            The group(s) to test, each against ``group2``; None: every group against the rest.
+            The group(s) to test, each against ``group2``; None: every group (but ``group2``).
         group2
             The reference group; None: all cells outside the tested group.
         delta
@@ -609,6 +609,10 @@ class SCVAE(BaseModel):
             if group not in categories:
                 msg = f"group {group!r} is not a category of adata.obs[{groupby!r}] ({categories[:10]})."
                 raise ValueError(msg)
+        tests = [group for group in tests if group != group2]  # a group is not tested against itself
+        if not tests:
+            msg = f"group1 and group2 are the same group ({group2!r}); name two different groups."
+            raise ValueError(msg)
         matrix, _ = self._input_matrix(adata, fitting=False)
         library = np.asarray(matrix.sum(1), dtype=np.float64).ravel()
         pseudocount = 1e4 / max(float(np.median(library)), 1.0)
@@ -640,6 +644,9 @@ class SCVAE(BaseModel):
             table["comparison"] = f"{group} vs {reference}"
             table["group1"], table["group2"] = group, reference
             tables.append(table.sort_values("proba_de", ascending=False, kind="stable"))
+        if not tables:
+            msg = f"no comparison of adata.obs[{groupby!r}] has cells on both sides; check group1 and group2."
+            raise ValueError(msg)
         return pd.concat(tables)
 
     def _gene_positions(self, gene_list: Sequence[str] | None) -> np.ndarray:
