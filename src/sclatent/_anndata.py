@@ -223,12 +223,17 @@ def column_means(matrix: Matrix, rows: np.ndarray, *, nonzero: bool = False) -> 
     return np.asarray(chosen.mean(0), dtype=np.float64).ravel()
 
 
+def obs_column(adata: AnnData, key: str, argument: str) -> pd.Series:
+    """The ``adata.obs`` column ``key``, or a :class:`MissingKeyError` naming ``argument``."""
+    if key not in adata.obs:
+        msg = f"{argument}={key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
+        raise MissingKeyError(msg)
+    return adata.obs[key]
+
+
 def get_numbers(adata: AnnData, key: str, argument: str) -> np.ndarray:
     """The ``adata.obs`` column ``key`` as finite float64 numbers, checked."""
-    if key not in adata.obs:
-        msg = f"{argument}: {key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
-        raise MissingKeyError(msg)
-    column = adata.obs[key]
+    column = obs_column(adata, key, argument)
     if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         msg = f"{argument}: adata.obs[{key!r}] holds {column.dtype} values, not numbers; pass numbers."
         raise ValueError(msg)
@@ -257,10 +262,7 @@ def get_codes(adata: AnnData, key: str, argument: str) -> tuple[np.ndarray, list
     -------
     The codes (int64, one per cell) and the categories as strings.
     """
-    if key not in adata.obs:
-        msg = f"{argument}={key!r} is not a column of adata.obs (columns: {_keys(adata.obs)})."
-        raise MissingKeyError(msg)
-    column = adata.obs[key]
+    column = obs_column(adata, key, argument)
     if pd.api.types.is_float_dtype(column.dtype):
         values = column.to_numpy()
         values = values[np.isfinite(values)]

@@ -45,7 +45,7 @@ class CountVAE(nn.Module):
         ``"gaussian"`` (standard normal) or ``"mixture"``.
     n_components
         Mixture components (``prior="mixture"`` only).
-    n_batches
+    n_covariates
         Width of the covariate design (one-hot categories, standardised numbers) injected into
         every layer of encoder and decoder (0: unconditional).
     dropout
@@ -61,7 +61,7 @@ class CountVAE(nn.Module):
         likelihood: str = "zinb",
         prior: str = "gaussian",
         n_components: int = 10,
-        n_batches: int = 0,
+        n_covariates: int = 0,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
@@ -70,15 +70,15 @@ class CountVAE(nn.Module):
         self.likelihood = likelihood
         self.prior = prior
         self.is_count = likelihood in COUNT_LIKELIHOODS
-        self.n_batches = n_batches
+        self.n_covariates = n_covariates
 
-        self.encoder = MLP(n_input, hidden, n_cat=n_batches, dropout=dropout)
+        self.encoder = MLP(n_input, hidden, n_cat=n_covariates, dropout=dropout)
         self.z_head = GaussianHead(self.encoder.n_output, n_latent)
         self.mixture = GaussianMixturePrior(n_components, n_latent) if prior == "mixture" else None
         # models saved by earlier development versions hold a "mixture_on" flag (always prior == "mixture")
         self.register_load_state_dict_pre_hook(_drop_mixture_flag)
         self.decoder = LikelihoodDecoder(
-            n_latent, tuple(reversed(hidden)), n_input, likelihood, n_cat=n_batches
+            n_latent, tuple(reversed(hidden)), n_input, likelihood, n_cat=n_covariates
         )
 
     @property

@@ -355,7 +355,8 @@ class SCVAE(BaseModel):
             likelihood=p["likelihood"],
             prior=p["prior"],
             n_components=self.n_slots,
-            n_batches=self.fitted_.get("n_covariates", len(self.fitted_.get("batch_key_categories", []))),
+            # models saved before covariates existed record only batch_key's categories
+            n_covariates=self.fitted_.get("n_covariates", len(self.fitted_.get("batch_key_categories", []))),
             dropout=p["dropout"],
         )
 
@@ -604,7 +605,7 @@ class SCVAE(BaseModel):
         max_cells = Integer(minimum=1)("max_cells", max_cells)
         n_pairs = Integer(minimum=1)("n_pairs", n_pairs)
         codes, categories = io.get_codes(adata, groupby, "groupby")
-        tests = categories if group1 is None else _as_list(group1)
+        tests = categories if group1 is None else list(Keys()("group1", group1))
         for group in [*tests, *([] if group2 is None else [group2])]:
             if group not in categories:
                 msg = f"group {group!r} is not a category of adata.obs[{groupby!r}] ({categories[:10]})."
@@ -658,11 +659,12 @@ class SCVAE(BaseModel):
             msg = "gene_list needs a model trained on genes (not on a use_rep= matrix)."
             raise ValueError(msg)
         lookup = {name: i for i, name in enumerate(names)}
-        missing = [g for g in _as_list(gene_list) if g not in lookup]
+        gene_list = Keys()("gene_list", gene_list)
+        missing = [g for g in gene_list if g not in lookup]
         if missing:
             msg = f"gene_list names genes the model was not trained on: {missing[:5]}."
             raise ValueError(msg)
-        return np.array([lookup[g] for g in _as_list(gene_list)], dtype=np.int64)
+        return np.array([lookup[g] for g in gene_list], dtype=np.int64)
 
     def _expression_draws(
         self,
@@ -709,11 +711,12 @@ class SCVAE(BaseModel):
             msg = "transform_batch needs a model fitted with batch_key=."
             raise ValueError(msg)
         known = self.fitted_["batch_key_categories"]
-        unknown = [b for b in _as_list(transform_batch) if b not in known]
+        transform_batch = Keys()("transform_batch", transform_batch)
+        unknown = [b for b in transform_batch if b not in known]
         if unknown:
             msg = f"transform_batch names categories unseen in training: {unknown[:5]} (known: {known[:10]})."
             raise ValueError(msg)
-        return [known.index(b) for b in _as_list(transform_batch)]
+        return [known.index(b) for b in transform_batch]
 
     def sample(self, adata: AnnData, *, random_state: int = 0) -> np.ndarray:
         """Draw from the posterior predictive: z ~ q(z|x), x ~ p(x|z).
@@ -746,8 +749,3 @@ class SCVAE(BaseModel):
             log_library = torch.full_like(log_library, float(np.log(library_size)))
         params = self.module_.decode(z, log_library, batch.get("covariates"))
         return {k: v.expand_as(params.get("log_mu", params.get("mean"))) for k, v in params.items()}
-
-
-def _as_list(value: str | Sequence[str]) -> list[str]:
-    """A name or several names as a list."""
-    return [value] if isinstance(value, str) else list(value)
