@@ -146,12 +146,11 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
         return log_prob(likelihood, x, params).sum(-1)
     rows, cols = (x > 0).nonzero(as_tuple=True)
     counts = x[rows, cols]
-    zeros = torch.zeros(x.shape, dtype=params["log_mu"].dtype, device=x.device)
+    zeros = torch.zeros(x.shape[0], dtype=params["log_mu"].dtype, device=x.device)
 
     def at_nonzero(values: torch.Tensor) -> torch.Tensor:
-        # placed back at their (unique) entries and summed per row: deterministic also on CUDA,
-        # where an index_add over rows would add in a varying order
-        return zeros.index_put((rows, cols), values).sum(-1)
+        # summed per row (CPU only, where index_add adds in index order: deterministic)
+        return zeros.index_add(0, rows, values)
 
     log_mu = params["log_mu"]
     if likelihood == "poisson":

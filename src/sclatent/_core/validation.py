@@ -248,7 +248,7 @@ TRAINING = {
     "epochs": Integer(minimum=1, optional=True),
     "batch_size": Integer(minimum=2),
     "lr": Real(low=0, low_open=True),
-    "kl_warmup": Integer(minimum=0),
+    "kl_warmup": Integer(minimum=0, optional=True),
     "early_stopping": flag,
     "patience": Integer(minimum=1),
     "validation_fraction": Real(low=0, high=1, high_open=True),

@@ -74,13 +74,16 @@ class BaseModel(ABC):
             self.fitted_["n_input"] = int(matrix.shape[1])
             self.fitted_["var_names"] = names
             return matrix, what
+        trained = self.fitted_.get("var_names")
+        if self.fitted_.get("align_genes") and names is not None and names != trained:
+            # a query model (SCVAE.load_query) matches genes by name, zeros for the missing ones
+            return io.align_columns(matrix, names, trained)[0], what
         if matrix.shape[1] != self.fitted_["n_input"]:
             msg = (
                 f"{what} has {matrix.shape[1]} features but the model was trained on "
                 f"{self.fitted_['n_input']}; give it the same features."
             )
             raise ValueError(msg)
-        trained = self.fitted_.get("var_names")
         if trained is not None and names is not None and names != trained:
             msg = (
                 f"adata.var_names differ from the {len(trained)} genes the model was trained on; "
@@ -134,7 +137,7 @@ class BaseModel(ABC):
             epochs=p["epochs"] if p["epochs"] is not None else default_epochs(n_obs, self.max_epochs),
             batch_size=p["batch_size"],
             lr=p["lr"],
-            kl_warmup=p.get("kl_warmup", 0),
+            kl_warmup=p.get("kl_warmup") or 0,
             early_stopping=p["early_stopping"],
             patience=p["patience"],
             progress=p["progress"],
@@ -175,10 +178,14 @@ class BaseModel(ABC):
         self.history_, self.module_ = {}, None
         rng = seed_everything(self.seed)
         data = self._cell_data(adata, device, fitting=True)
-        module = self._build_module().to(device)
-        n_val = round(adata.n_obs * self.params["validation_fraction"])
-        order = rng.permutation(adata.n_obs)
-        config = self._training_config(adata.n_obs)
+        self._train(self._build_module().to(device), data, self._training_config(adata.n_obs), rng)
+
+    def _train(
+        self, module: nn.Module, data: CellData, config: TrainingConfig, rng: np.random.Generator
+    ) -> None:
+        """Split ``data``'s cells into training and validation cells, train ``module``, keep it."""
+        n_val = round(len(data) * self.params["validation_fraction"])
+        order = rng.permutation(len(data))
         self.train_indices_, self.validation_indices_ = (
             np.sort(order[n_val:]),
             np.sort(order[:n_val]),
@@ -187,8 +194,8 @@ class BaseModel(ABC):
             module, data, order[n_val:], order[:n_val], config, rng, **self._hooks(module, data, rng)
         )
         self.module_ = module
-        self.fitted_["device"] = str(device)
-        self.fitted_["epochs"] = config.epochs
+        self.fitted_["device"] = str(data.x.device)
+        self.fitted_["epochs"], self.fitted_["kl_warmup"] = config.epochs, config.kl_warmup
 
     @property
     def seed(self) -> int:
@@ -258,6 +265,8 @@ class BaseModel(ABC):
         """``{"params", "history"}`` for ``adata.uns``: plain values only, so h5ad can store them."""
         params = dict(self.params)
         params["epochs"] = self.fitted_.get("epochs", params["epochs"])
+        if "kl_warmup" in params:
+            params["kl_warmup"] = self.fitted_.get("kl_warmup", params["kl_warmup"])
         params["epochs_run"] = len(self.history_.get("train_loss", []))
         params["kept_epoch"] = self.fitted_.get("kept_epoch")
         params["device"] = self.fitted_.get("device", params["device"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,14 +15,15 @@ from anndata import AnnData
 from .. import _anndata as io
 from .._core.clustering import initial_components
 from .._core.data import CellData, row_source
-from .._core.device import seeded_rng
+from .._core.device import resolve_device, seed_everything, seeded_rng
 from .._core.likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
 from .._core.likelihoods import sample as sample_likelihood
-from .._core.nn import reparameterize
+from .._core.nn import load_with_more_covariates, reparameterize, train_only_covariate_columns, unfreeze
 from .._core.pca import log_normalised_pcs
 from .._core.training import TrainingConfig, predict
 from .._core.vae import PRIORS, CountVAE
-from .._core.validation import Check, Choice, Integer, Key, Keys, Real, SeedLike
+from .._core.validation import Check, Choice, Integer, Key, Keys, Real, SeedLike, resolve_seed
+from .._logging import logger
 from ._base import BaseModel, arguments
 
 #: Component slots when the mixture finds the number of clusters itself.
@@ -31,6 +34,18 @@ MIXTURE_EPOCHS = 150
 MAX_CLUSTERED_CELLS = 50_000
 #: Components used by fewer than this share of the training cells are switched off after each epoch.
 MIN_COMPONENT_USAGE = 0.002
+#: Arguments a query fit (:meth:`SCVAE.load_query`) may set apart from its reference's.
+QUERY_TRAINING = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "early_stopping",
+    "patience",
+    "validation_fraction",
+    "random_state",
+    "device",
+    "progress",
+)
 
 
 class SCVAE(BaseModel):
@@ -95,7 +110,10 @@ class SCVAE(BaseModel):
     lr
         Adam learning rate.
     kl_warmup
-        Epochs over which the KL weight rises from 0 to 1.
+        Epochs over which the KL weight rises from 0 to 1; None: a quarter of the epochs for the
+        Gaussian prior (on three simulated batches of PBMC 4k and of human kidney it lifts the
+        scib-metrics total of ZINB with ``batch_key`` from 0.767 / 0.779 to 0.791 / 0.792), none
+        for the mixture prior, whose warm start takes that place.
     early_stopping
         Stop when the held-out loss (negative ELBO) stops improving, keeping the best weights.
     patience
@@ -141,7 +159,7 @@ class SCVAE(BaseModel):
         epochs: int | None = None,
         batch_size: int = 128,
         lr: float = 1e-3,
-        kl_warmup: int = 0,
+        kl_warmup: int | None = None,
         early_stopping: bool = True,
         patience: int = 20,
         validation_fraction: float = 0.1,
@@ -271,6 +289,8 @@ class SCVAE(BaseModel):
 
     def _training_config(self, n_obs: int) -> TrainingConfig:
         config = super()._training_config(n_obs)
+        if self.params["kl_warmup"] is None:
+            config.kl_warmup = config.epochs // 4 if self.params["prior"] == "gaussian" else 0
         if self.params["prior"] == "mixture":
             if self.params["epochs"] is None:
                 config.epochs = min(config.epochs, MIXTURE_EPOCHS)
@@ -292,7 +312,7 @@ class SCVAE(BaseModel):
         return warm, min(max(1, (epochs - warm) // 6), max(epochs - warm - 1, 0))
 
     def _hooks(self, module: CountVAE, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
-        if self.params["prior"] != "mixture":
+        if self.params["prior"] != "mixture" or "query" in self.fitted_:
             return {}
         warm, anchored = self.mixture_stages(self._training_config(len(data)).epochs)
         cells = self.train_indices_
@@ -345,6 +365,123 @@ class SCVAE(BaseModel):
                 data.obs["anchor"] = anchor.to(data.x.device)
 
         return {"on_epoch_start": on_epoch_start}
+
+    @classmethod
+    def load_query(cls, adata: AnnData, reference: SCVAE | str | os.PathLike[str], **training: Any) -> SCVAE:
+        """A model that maps query cells onto a fitted reference (scArches' architecture surgery).
+
+        The query model is the reference with room for the query's new categories of ``batch_key``
+        and of the categorical covariates: each becomes a new input column of every encoder and
+        decoder layer, its weights starting at zero. :meth:`fit` on the query then trains those
+        weights alone (the reference's weights, mixture and batch-normalisation statistics stay as
+        they are), so that :meth:`transform` puts query cells next to the reference's, and the
+        reference's cells embed exactly as before. Genes are matched by name to the reference's,
+        in its order: genes the query lacks are zeros (their number is logged), genes the
+        reference lacks are dropped. With a mixture prior, clusters and transferred labels
+        (:meth:`predict_labels`) carry over to the query.
+
+        Parameters
+        ----------
+        adata
+            The query cells, raw counts, with the reference's covariate columns in ``obs``.
+        reference
+            A fitted :class:`SCVAE`, or the path it was saved to.
+        **training
+            Training arguments of the query fit that differ from the reference's (``epochs``,
+            ``batch_size``, ``lr``, ``early_stopping``, ``patience``, ``validation_fraction``,
+            ``random_state``, ``device``, ``progress``).
+
+        Returns
+        -------
+        The query model, fitted as far as :meth:`transform` needs; :meth:`fit` on ``adata`` adapts it.
+        """
+        from ._base import load
+
+        if not isinstance(reference, SCVAE):
+            reference = load(reference) if isinstance(reference, str | os.PathLike) else reference
+            if not isinstance(reference, SCVAE):
+                got = type(reference).__name__
+                msg = f"reference: expected a fitted SCVAE or the path of a saved one, got {got}."
+                raise TypeError(msg)
+        reference._check_fitted()
+        io.check_anndata(adata)
+        genes = reference.fitted_.get("var_names")
+        if genes is None:
+            msg = "load_query needs a reference trained on genes (not on a use_rep= matrix)."
+            raise ValueError(msg)
+        unknown = sorted(set(training) - set(QUERY_TRAINING))
+        if unknown:
+            msg = f"load_query: {unknown} cannot change for a query; it may set {sorted(QUERY_TRAINING)}."
+            raise TypeError(msg)
+        query = cls(**{**reference.params, **training})
+        query.fitted_ = copy.deepcopy(reference.fitted_)
+        query.fitted_["random_state"] = resolve_seed(query.params["random_state"])
+        columns, new_columns = query._add_query_categories(adata)
+        names = list(map(str, adata.var_names))
+        # checks the names (unique, some shared) and counts the reference's genes the query lacks
+        n_missing = io.align_columns(np.zeros((0, len(names))), names, genes)[1] if names != genes else 0
+        if n_missing:
+            logger.info(
+                "load_query: %d of the reference's %d genes are missing in the query, set to zero.",
+                n_missing,
+                len(genes),
+            )
+        module = query._build_module()
+        load_with_more_covariates(module, reference.module_.state_dict(), columns)
+        device = resolve_device(training["device"]) if "device" in training else reference.device
+        query.module_ = module.to(device).eval()
+        query.fitted_["query"] = {"new_covariate_columns": new_columns, "reference_genes_missing": n_missing}
+        query.fitted_["align_genes"] = True
+        return query
+
+    def _add_query_categories(self, adata: AnnData) -> tuple[list[int], list[int]]:
+        """Append the query's unseen categories to ``fitted_``'s.
+
+        Returns the positions, in the wider design, of the old design's columns and of the new ones.
+        """
+        p = self.params
+        blocks = [("batch_key", p["batch_key"], None)] if p["batch_key"] is not None else []
+        blocks += [("categorical_covariate_keys", k, k) for k in p["categorical_covariate_keys"] or []]
+        columns, new_columns, start = [], [], 0
+        for argument, column, key in blocks:
+            known = self.fitted_[f"{argument}_categories"]
+            known = known if key is None else known[key]
+            unseen = [c for c in io.get_codes(adata, column, argument)[1] if c not in known]
+            columns += range(start, start + len(known))
+            new_columns += range(start + len(known), start + len(known) + len(unseen))
+            start += len(known) + len(unseen)
+            known.extend(unseen)
+        for key in p["continuous_covariate_keys"] or []:
+            io.get_numbers(adata, key, "continuous_covariate_keys")
+            columns.append(start)
+            start += 1
+        self.fitted_["n_covariates"] = start
+        return columns, new_columns
+
+    def _fit(self, adata: AnnData) -> None:
+        if "query" not in self.fitted_:
+            super()._fit(adata)
+            return
+        new_columns = self.fitted_["query"]["new_covariate_columns"]
+        if not new_columns:
+            msg = (
+                "the query brings no category of batch_key or the categorical covariates that the "
+                "reference lacks, so there is nothing to train; embed it with transform()."
+            )
+            raise ValueError(msg)
+        rng = seed_everything(self.seed)
+        io.check_n_cells(adata.n_obs, self.params["batch_size"], self.params["validation_fraction"])
+        module = copy.deepcopy(self.module_)  # a failed fit leaves the model as it was
+        data = self._cell_data(adata, self.device, fitting=False)
+        config = self._training_config(adata.n_obs)
+        # the reference is trained: no KL warm-up, no mixture stages, and no weight decay, so that
+        # the frozen weights' zero gradients leave them exactly as they are
+        config.kl_warmup, config.hold_epochs, config.weight_decay = 0, 0, 0.0
+        handles = train_only_covariate_columns(module, new_columns)
+        try:
+            self._train(module, data, config, rng)
+        finally:
+            unfreeze(module, handles)
 
     def _build_module(self) -> CountVAE:
         p = self.params

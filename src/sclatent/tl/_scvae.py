@@ -33,7 +33,7 @@ def scvae(
     epochs: int | None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
-    kl_warmup: int = 0,
+    kl_warmup: int | None = None,
     early_stopping: bool = True,
     patience: int = 20,
     validation_fraction: float = 0.1,
