@@ -212,37 +212,44 @@ def check_counts(matrix: Matrix, what: str, likelihood: str) -> None:
         raise ValueError(msg)
 
 
-def align_columns(matrix: Matrix, names: Sequence[str], target: Sequence[str]) -> tuple[Matrix, int]:
-    """``matrix``'s columns (named ``names``) put in the order of ``target``, zeros where it has none.
+def column_positions(names: Sequence[str], target: Sequence[str]) -> np.ndarray:
+    """For each name of ``target``, its position in ``names`` (-1 where absent), checked.
 
-    Columns whose name is not in ``target`` are dropped. Returns the aligned matrix (sparse stays
-    sparse) and the number of ``target`` names that ``names`` lacks.
+    ``names`` must be unique and share at least one name with ``target``.
     """
     if len(set(names)) != len(names):
         msg = "adata.var_names are not unique; make them so first (adata.var_names_make_unique())."
         raise ValueError(msg)
+    position = {name: i for i, name in enumerate(names)}
+    source = np.array([position.get(name, -1) for name in target], dtype=np.int64)
+    if not (source >= 0).any():
+        msg = f"adata.var_names share no gene with the {len(target)} reference genes; check the gene ids."
+        raise ValueError(msg)
+    return source
+
+
+def align_columns(matrix: Matrix, names: Sequence[str], target: Sequence[str]) -> Matrix:
+    """``matrix``'s columns (named ``names``) put in the order of ``target``, zeros where it has none.
+
+    Columns whose name is not in ``target`` are dropped; sparse stays sparse.
+    """
     if is_on_disk(matrix):
         msg = (
             "genes are matched to the reference's by name in memory only; read the file into memory "
             "(anndata.read_h5ad) or subset and order its genes as the reference's first."
         )
         raise ValueError(msg)
-    position = {name: i for i, name in enumerate(names)}
-    source = np.array([position.get(name, -1) for name in target], dtype=np.int64)
+    source = column_positions(names, target)
     present = source >= 0
-    if not present.any():
-        msg = f"adata.var_names share no gene with the {len(target)} reference genes; check the gene ids."
-        raise ValueError(msg)
     if sp.issparse(matrix):
         selection = sp.csr_matrix(
             (np.ones(int(present.sum()), dtype=matrix.dtype), (source[present], np.flatnonzero(present))),
             shape=(len(names), len(target)),
         )
-        aligned = sp.csr_matrix(sp.csr_matrix(matrix) @ selection)
-    else:
-        aligned = np.zeros((matrix.shape[0], len(target)), dtype=matrix.dtype)
-        aligned[:, present] = matrix[:, source[present]]
-    return aligned, int((~present).sum())
+        return sp.csr_matrix(sp.csr_matrix(matrix) @ selection)
+    aligned = np.zeros((matrix.shape[0], len(target)), dtype=matrix.dtype)
+    aligned[:, present] = matrix[:, source[present]]
+    return aligned
 
 
 def column_means(matrix: Matrix, rows: np.ndarray, *, nonzero: bool = False) -> np.ndarray:

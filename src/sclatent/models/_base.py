@@ -77,7 +77,7 @@ class BaseModel(ABC):
         trained = self.fitted_.get("var_names")
         if self.fitted_.get("align_genes") and names is not None and names != trained:
             # a query model (SCVAE.load_query) matches genes by name, zeros for the missing ones
-            return io.align_columns(matrix, names, trained)[0], what
+            return io.align_columns(matrix, names, trained), what
         if matrix.shape[1] != self.fitted_["n_input"]:
             msg = (
                 f"{what} has {matrix.shape[1]} features but the model was trained on "

@@ -418,8 +418,7 @@ class SCVAE(BaseModel):
         query.fitted_["random_state"] = resolve_seed(query.params["random_state"])
         columns, new_columns = query._add_query_categories(adata)
         names = list(map(str, adata.var_names))
-        # checks the names (unique, some shared) and counts the reference's genes the query lacks
-        n_missing = io.align_columns(np.zeros((0, len(names))), names, genes)[1] if names != genes else 0
+        n_missing = int((io.column_positions(names, genes) < 0).sum()) if names != genes else 0
         if n_missing:
             logger.info(
                 "load_query: %d of the reference's %d genes are missing in the query, set to zero.",
