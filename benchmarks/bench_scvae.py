@@ -4,7 +4,7 @@ and (when installed) scvi-tools.
 Set-up (the foundation issue): zinb, 1000 -> 128 -> 10, batch 128, 10 epochs, 2 threads, 90/10 split.
 
     python benchmarks/bench_scvae.py [--device cpu|cuda] [--threads 2] [--epochs 10] [--repeats 2]
-                                     [--compile] [--models]
+                                     [--compile] [--bf16] [--models]
 
 sclatent and scvi-tools each keep the best of ``--repeats`` fits: a shared machine's speed drifts by
 tens of percent between runs.
@@ -19,6 +19,9 @@ labels needed). Growth with the number of cells:
 
 ``--compile`` adds two runs with ``sl.settings.compile = True``: the first pays the compilation, the
 second finds PyTorch's compile caches warm (as a user's second model in a session does).
+``--bf16`` adds a run with ``sl.settings.precision = "bfloat16"`` (the network under bf16 autocast,
+the likelihood in float32) and its ELBO's difference to float32: for GPUs; a CPU without bf16 matrix
+units runs it slower.
 """
 
 from __future__ import annotations
@@ -171,6 +174,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="also train with sl.settings.compile")
+    parser.add_argument(
+        "--bf16", action="store_true", help='also train with sl.settings.precision = "bfloat16"'
+    )
     parser.add_argument("--models", action="store_true", help="also time GMVAE, GroupEnc and TRST")
     parser.add_argument("--repeats", type=int, default=2, help="fits of sclatent and scvi-tools, best kept")
     args = parser.parse_args()
@@ -202,6 +208,14 @@ def main() -> None:
                 f"{fused / ours:.2f}x eager"
             )
         sl.settings.compile = False
+    if args.bf16:
+        sl.settings.precision = "bfloat16"
+        _, half, half_elbo = run_sclatent(adata, args.epochs, device)
+        print(
+            f"bfloat16 network      {half:10,.0f} cells/s   held-out ELBO {half_elbo:8.2f} nats/cell   "
+            f"{half / ours:.2f}x float32, ELBO {half_elbo - elbo:+.2f}"
+        )
+        sl.settings.precision = "float32"
     try:
         import scvi  # noqa: F401
     except ImportError:

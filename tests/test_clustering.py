@@ -2,8 +2,12 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from sclatent._core.clustering import (
+    AUTO_RESOLUTION,
+    LEIDEN_RUNS,
     graph_communities,
     initial_components,
+    joint_connectivities,
+    leiden_runs,
     moments,
     propagate_labels,
     split_moments,
@@ -91,6 +95,30 @@ def test_joined_views_average_their_graphs():
     assert np.array_equal(graph_communities([latent, latent], 0), alone)
     assert adjusted_rand_score(truth, alone) == 1.0
     assert np.all(np.diff(np.bincount(alone)) <= 0)  # numbered by decreasing size
+
+
+def newman_modularity(adjacency: np.ndarray, membership: np.ndarray, resolution: float) -> float:
+    """Q = sum_ij [A_ij - resolution k_i k_j / 2m] [c_i = c_j] / 2m, by its definition."""
+    degree = adjacency.sum(1)
+    two_m = adjacency.sum()
+    same = membership[:, None] == membership[None, :]
+    return float(((adjacency - resolution * np.outer(degree, degree) / two_m) * same).sum() / two_m)
+
+
+def test_the_run_of_highest_modularity_is_kept():
+    """Each run's modularity is Newman's; the communities kept score at least as high as any run."""
+    latent, _ = blobs(centres=np.eye(6, 3) * 3)  # overlapping blobs: runs of different seeds differ
+    connectivities = joint_connectivities([latent], 0)
+    adjacency = connectivities.toarray()
+    seeds = np.random.default_rng(0).integers(2**31 - 1, size=LEIDEN_RUNS)  # graph_communities(..., 0)'s
+    runs, modularities = leiden_runs(connectivities, AUTO_RESOLUTION, seeds)
+    for membership, modularity in zip(runs, modularities, strict=True):
+        np.testing.assert_allclose(
+            modularity, newman_modularity(adjacency, membership, AUTO_RESOLUTION), rtol=1e-9
+        )
+    assert len({round(m, 9) for m in modularities}) > 1
+    kept = newman_modularity(adjacency, graph_communities([latent], 0), AUTO_RESOLUTION)
+    np.testing.assert_allclose(kept, max(modularities), rtol=1e-9)
 
 
 def test_label_propagation_reaches_every_cell_of_a_labelled_blob():

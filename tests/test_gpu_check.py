@@ -22,6 +22,7 @@ def test_gpu_check_prints_every_case_in_one_table():
     assert cases == [
         "SCVAE zinb, CPU shapes",
         "SCVAE zinb, batch 1,024",
+        "SCVAE zinb, batch 1,024, bf16",
         "GMVAE (K = 16)",
         "GroupEnc",
         "SamplingAE (TRST)",
@@ -33,4 +34,4 @@ def test_gpu_check_prints_every_case_in_one_table():
         figure = float(re.search(r"\| ([\d,.]+) (cells/s|s)", line).group(1).replace(",", ""))
         assert figure > 0, line
     elbos = [float(m) for m in re.findall(r"ELBO (-?[\d.]+)", run.stdout)]
-    assert len(elbos) == 4 and all(e < 0 for e in elbos)  # two fits, each printed twice
+    assert len(elbos) == 6 and all(e < 0 for e in elbos)  # three fits, each printed twice

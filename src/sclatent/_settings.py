@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._core import compilation, disk, distributed
-from ._core.validation import Integer, Real, flag_or_auto
+from ._core import compilation, disk, distributed, precision
+from ._core.validation import Choice, Integer, Real, flag_or_auto
 
 
 class Settings:
@@ -26,6 +26,11 @@ class Settings:
         the compile time; on CPU the eager count likelihoods are as fast). Results agree with eager
         training to rounding, not bit for bit. Where compilation fails (e.g. no C++ compiler for the
         CPU), a warning is logged and training goes on eagerly.
+    precision
+        Precision of the network layers while training: ``"float32"`` (default) or ``"bfloat16"``
+        (``torch.autocast``: matrix products in bfloat16, every likelihood, KL and group-loss term
+        in float32; for GPUs with bfloat16, Ampere or later, where it speeds up wide layers).
+        Validation, embeddings and ELBOs are computed in float32 either way.
     """
 
     @property
@@ -61,10 +66,19 @@ class Settings:
     def compile(self, value: bool | str) -> None:
         compilation.DEFAULTS["compile"] = flag_or_auto("sl.settings.compile", value)
 
+    @property
+    def precision(self) -> str:
+        return precision.DEFAULTS["precision"]
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        precision.DEFAULTS["precision"] = Choice(precision.PRECISIONS)("sl.settings.precision", value)
+
     def __repr__(self) -> str:
         return (
             f"Settings(disk_block_rows={self.disk_block_rows}, disk_buffer_blocks={self.disk_buffer_blocks}, "
-            f"distributed_timeout={self.distributed_timeout:g}, compile={self.compile!r})"
+            f"distributed_timeout={self.distributed_timeout:g}, compile={self.compile!r}, "
+            f"precision={self.precision!r})"
         )
 
 

@@ -165,8 +165,8 @@ class GaussianHead(nn.Module):
         self.log_var = nn.Linear(n_input, n_output)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(mean, log_var)``; the log-variance is kept in [-12, 12] for stability."""
-        return self.mean(h), self.log_var(h).clamp(-12.0, 12.0)
+        """Return ``(mean, log_var)`` in float32 (also under bf16 autocast); log-variance in [-12, 12]."""
+        return self.mean(h).float(), self.log_var(h).float().clamp(-12.0, 12.0)
 
 
 def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -228,14 +228,16 @@ class LikelihoodDecoder(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Likelihood parameters for codes of shape ``(..., n_cells, n_latent)``.
 
-        Count likelihoods need ``log_library``, the log library size of each cell.
+        Count likelihoods need ``log_library``, the log library size of each cell. The parameters are
+        float32 also when the layers run in bfloat16 (:func:`~sclatent._core.precision.network_autocast`),
+        so the likelihood math is done in float32.
         """
         h = self.mlp(z, cat)
         if not self.is_count:
-            return {"mean": self.mean(h), "log_var": self.log_var}
-        params = {"log_mu": F.log_softmax(self.scale(h), dim=-1) + log_library[:, None]}
+            return {"mean": self.mean(h).float(), "log_var": self.log_var}
+        params = {"log_mu": F.log_softmax(self.scale(h).float(), dim=-1) + log_library[:, None]}
         if self.log_theta is not None:
             params["log_theta"] = self.log_theta
         if self.pi_logits is not None:
-            params["pi_logits"] = self.pi_logits(h)
+            params["pi_logits"] = self.pi_logits(h).float()
         return params

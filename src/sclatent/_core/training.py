@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .compilation import compile_loss, should_compile
 from .data import CellData, MinibatchSampler
 from .distributed import all_reduce_sum, loss_step, rank_and_size
+from .precision import network_autocast
 
 
 class TrainingDivergedError(RuntimeError):
@@ -186,9 +187,11 @@ def optimisation_step(
 ) -> torch.Tensor:
     """One Adam step on ``batch``; returns the detached loss without reading it on the host.
 
+    The forward pass runs under ``sl.settings.precision`` (:func:`~.precision.network_autocast`).
     Nothing here waits for a GPU, so the host queues the next step while the device runs this one.
     """
-    loss = step_loss(batch, kl_weight)["loss"]
+    with network_autocast(batch["x"].device):
+        loss = step_loss(batch, kl_weight)["loss"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
