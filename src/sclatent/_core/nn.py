@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from .likelihoods import COUNT_LIKELIHOODS, LIKELIHOODS
+from .precision import full_precision
 from .validation import check_choice
 
 
@@ -165,8 +166,8 @@ class GaussianHead(nn.Module):
         self.log_var = nn.Linear(n_input, n_output)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(mean, log_var)`` in float32 (also under bf16 autocast); log-variance in [-12, 12]."""
-        return self.mean(h).float(), self.log_var(h).float().clamp(-12.0, 12.0)
+        """Return ``(mean, log_var)``, float32 also under bf16 autocast; the log-variance in [-12, 12]."""
+        return full_precision(self.mean(h)), full_precision(self.log_var(h)).clamp(-12.0, 12.0)
 
 
 def reparameterize(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -234,10 +235,10 @@ class LikelihoodDecoder(nn.Module):
         """
         h = self.mlp(z, cat)
         if not self.is_count:
-            return {"mean": self.mean(h).float(), "log_var": self.log_var}
-        params = {"log_mu": F.log_softmax(self.scale(h).float(), dim=-1) + log_library[:, None]}
+            return {"mean": full_precision(self.mean(h)), "log_var": self.log_var}
+        params = {"log_mu": F.log_softmax(full_precision(self.scale(h)), dim=-1) + log_library[:, None]}
         if self.log_theta is not None:
             params["log_theta"] = self.log_theta
         if self.pi_logits is not None:
-            params["pi_logits"] = self.pi_logits(h).float()
+            params["pi_logits"] = full_precision(self.pi_logits(h))
         return params

@@ -28,6 +28,11 @@ def network_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 when autocast made it half precision; float32 and float64 as they are."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
 @functools.cache
 def _cuda_bf16(index: int | None) -> bool:
     with torch.cuda.device(index):
