@@ -3,6 +3,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from sclatent._core.clustering import (
     AUTO_RESOLUTION,
+    FIXED_RESOLUTION,
     LEIDEN_RUNS,
     graph_communities,
     initial_components,
@@ -119,6 +120,17 @@ def test_the_run_of_highest_modularity_is_kept():
     assert len({round(m, 9) for m in modularities}) > 1
     kept = newman_modularity(adjacency, graph_communities([latent], 0), AUTO_RESOLUTION)
     np.testing.assert_allclose(kept, max(modularities), rtol=1e-9)
+
+
+def test_auto_starts_coarser_than_a_fixed_number():
+    """n_components=None starts from the communities at AUTO_RESOLUTION, a fixed K at the finer one."""
+    latent, _ = blobs(centres=np.eye(6, 3) * 3)
+    coarse = graph_communities([latent], 0, AUTO_RESOLUTION)
+    fine = graph_communities([latent], 0, FIXED_RESOLUTION)
+    assert AUTO_RESOLUTION < FIXED_RESOLUTION and coarse.max() < fine.max()
+    *_, auto = initial_components(latent, n_components=20, auto=True)
+    *_, fixed = initial_components(latent, n_components=20)
+    assert np.array_equal(auto, coarse) and np.array_equal(fixed, fine)
 
 
 def test_label_propagation_reaches_every_cell_of_a_labelled_blob():

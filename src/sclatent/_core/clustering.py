@@ -20,7 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 
 #: Leiden resolution on the joint kNN graph when the number of clusters is left to the model.
-AUTO_RESOLUTION = 0.35
+AUTO_RESOLUTION = 0.25
+#: Leiden resolution on the joint kNN graph for a given number of components.
+FIXED_RESOLUTION = 0.35
 #: Neighbours of each view's kNN graph.
 AUTO_NEIGHBORS = 15
 #: Steps of label propagation on the joint graph (label transfer).
@@ -113,7 +115,9 @@ def propagate_labels(
     return np.where(scores.max(1) > 0, scores.argmax(1), -1)
 
 
-def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndarray:
+def graph_communities(
+    views: Sequence[np.ndarray], random_state: int, resolution: float = AUTO_RESOLUTION
+) -> np.ndarray:
     """Leiden communities of the mean kNN graph of several views, numbered by decreasing size.
 
     Each view (rows: the same cells) gets its own kNN graph; Leiden runs on their average. On the
@@ -121,14 +125,17 @@ def graph_communities(views: Sequence[np.ndarray], random_state: int) -> np.ndar
     seeds) a single Leiden run at resolution 0.25 on the latent graph gives ARI 0.66 / 0.59 / 0.64,
     on the graph of the 50 PCs 0.54 / 0.73 / 0.62: each view misses where the other succeeds.
     Leiden's partition also varies with its seed, so it runs :data:`LEIDEN_RUNS` times and keeps
-    the run of highest modularity, the objective all runs climb. Joined, at resolution 0.35, on the
-    warm-start latents of five seeds: ARI 0.69 +- 0.04 / 0.75 +- 0.01 / 0.64 +- 0.02; keeping the
-    medoid run instead (the one agreeing most with the others) gave the same means with twice the
-    spread on bladder (sd 0.08), whose two largest types some runs split differently.
+    the run of highest modularity, the objective all runs climb. Joined, on the warm-start latents
+    of five seeds, at resolution 0.25: ARI 0.61 +- 0.01 / 0.75 +- 0.01 / 0.68 +- 0.01 (7 / 9 / 15
+    communities); at 0.35: 0.67 +- 0.07 / 0.75 +- 0.01 / 0.64 +- 0.02 (8 / 9 / 17), bladder's two
+    largest types being cut two ways of near-equal modularity (ARI 0.54 or 0.65 on one latent);
+    at 0.5: 0.68 +- 0.02 / 0.75 +- 0.01 / 0.62 +- 0.01 (9 / 9 / 19). A consensus of the runs
+    (Leiden again on the graph weighted by how often each edge's cells share a community) did not
+    remove bladder's two cuts.
     """
     connectivities = joint_connectivities(views, random_state)
     seeds = np.random.default_rng(random_state).integers(2**31 - 1, size=LEIDEN_RUNS)
-    runs, modularities = leiden_runs(connectivities, AUTO_RESOLUTION, seeds)
+    runs, modularities = leiden_runs(connectivities, resolution, seeds)
     codes = runs[int(np.argmax(modularities))]
     order = np.argsort(-np.bincount(codes), kind="stable")
     rank = np.empty_like(order)
@@ -245,7 +252,11 @@ def initial_components(
             variances = np.vstack([variances, free[1]])
             weights = np.concatenate([weights, 0.1 * free[2] * np.mean(labels < 0)])
         return means, variances, weights / weights.sum(), assignment
-    communities = graph_communities([latent, *views], random_state)
+    # a fixed K's spare components split a finer start (K = 16 on bladder, seeds 0-2: final ARI
+    # 0.69 +- 0.01 from resolution 0.35, 0.54 / 0.56 from 0.25); without splits to come (auto),
+    # the coarser, stabler start, as training only switches components off
+    resolution = AUTO_RESOLUTION if auto else FIXED_RESOLUTION
+    communities = graph_communities([latent, *views], random_state, resolution)
     # the largest communities take the components; cells of any others start unassigned
     communities = np.where(communities < n_components, communities, -1)
     n_found = int(communities.max()) + 1
