@@ -8,6 +8,7 @@ from sclatent._core.clustering import (
     graph_communities,
     initial_components,
     joint_connectivities,
+    joint_kmeans,
     leiden_runs,
     moments,
     propagate_labels,
@@ -56,13 +57,29 @@ def test_fixed_number_keeps_the_communities_and_adds_small_spare_components():
     np.testing.assert_allclose(weights.sum(), 1)
 
 
-def test_fixed_number_below_the_communities_keeps_the_largest():
+def test_fixed_number_below_the_communities_takes_in_the_smaller_ones():
     latent, truth = blobs(centres=np.eye(4, 10) * 8)
     keep = np.flatnonzero((truth < 3) | (np.arange(len(truth)) % 3 == 0))  # the fourth blob is smallest
     means, _, weights, partition = initial_components(latent[keep], n_components=3)
-    assert means.shape == (3, 10) and np.all(weights > 0)
-    assert np.all(partition[truth[keep] == 3] == -1)  # its cells start in no component
-    assert adjusted_rand_score(truth[keep][partition >= 0], partition[partition >= 0]) == 1.0
+    assert means.shape == (3, 10) and np.all(weights > 0) and np.all(partition >= 0)
+    # the three largest blobs keep a component each; the fourth blob's cells join one of them
+    assert adjusted_rand_score(truth[keep][truth[keep] < 3], partition[truth[keep] < 3]) == 1.0
+    assert len(np.unique(partition[truth[keep] == 3])) == 1
+
+
+def test_joint_kmeans_redraws_borders_with_views_weighed_alike():
+    latent, truth = blobs(centres=((0, 0), (8, 0)))
+    communities = truth.copy()
+    communities[np.flatnonzero(truth == 1)[:30]] = 0  # a fifth of blob 1 in the wrong community
+    communities[np.flatnonzero(truth == 0)[:5]] = 2  # and a small third community
+    found = joint_kmeans([latent], communities, 2)
+    assert adjusted_rand_score(truth, found) == 1.0
+    assert np.array_equal(found[truth == 0], np.zeros(150))  # numbered as the communities it started from
+    # a view's scale does not change its weight
+    other = np.random.default_rng(1).normal(size=latent.shape)
+    np.testing.assert_array_equal(
+        joint_kmeans([latent, other], communities, 2), joint_kmeans([latent, 1000 * other], communities, 2)
+    )
 
 
 def test_split_moments_halve_the_most_spread_out_group():

@@ -182,10 +182,10 @@ def test_kl_warmup_default_is_a_quarter_of_the_epochs_for_the_gaussian_prior(sma
 
 def test_mixture_stages_warm_start_then_anchor_and_hold_early_stopping():
     model = sl.models.SCVAE(prior="mixture")
-    assert model.mixture_stages(150) == (50, 16)  # a third warm start, a sixth of the rest anchored
-    assert model._training_config(4000).hold_epochs == 66
+    assert model.mixture_stages(150) == (50, 33)  # a third warm start, a third of the rest anchored
+    assert model._training_config(4000).hold_epochs == 83
     # with labels the unlabelled cells are anchored at their propagated class
-    assert sl.models.SCVAE(prior="mixture", labels_key="partial").mixture_stages(150) == (50, 16)
+    assert sl.models.SCVAE(prior="mixture", labels_key="partial").mixture_stages(150) == (50, 33)
     assert model.mixture_stages(2) == (1, 0)  # the mixture keeps at least one free epoch
 
 

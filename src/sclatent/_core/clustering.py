@@ -5,10 +5,12 @@ Three cases, all array in / array out:
 - an unknown number of components: the communities (Leiden, modularity at a fixed resolution) of
   a kNN graph that joins two views of the cells, the latent means and the principal components of
   the log-normalised input, one component per community;
-- a fixed number: the largest of the same communities, plus small spare components that split the
-  most spread-out ones (on the three labelled data sets this start beats k-means on the
-  standardised latent means, the former start: final ARI 0.64 / 0.76 / 0.68 on mouse bladder /
-  PBMC / human kidney against 0.50 / 0.74 / 0.57);
+- a fixed number: when the same communities (at a finer resolution) are at least as many, k-means
+  on both views started from the means of the largest ones (:func:`joint_kmeans`); when fewer,
+  the communities plus small spare components that split the most spread-out ones (on the three
+  labelled data sets this start beats k-means on the standardised latent means, the former
+  start: final ARI 0.64 / 0.76 / 0.68 on mouse bladder / PBMC / human kidney against 0.50 / 0.74
+  / 0.57);
 - label transfer: one component per class from its labelled cells, plus free components fitted to
   the unlabelled cells.
 """
@@ -213,9 +215,11 @@ def initial_components(
         ``(n, d)`` latent means of the training cells.
     n_components
         Components of the prior (with ``auto``: the most there is room for). Without ``labels``,
-        the largest communities of the joined kNN graph take the first components (the cells of
-        any further communities start in none); without ``auto``, the components beyond the
-        communities start small inside the most spread-out ones (:func:`split_moments`).
+        the largest communities of the joined kNN graph take the first components (with ``auto``,
+        the cells of any further communities start in none); without ``auto``, at least as many
+        communities are redrawn into ``n_components`` by :func:`joint_kmeans`, and components
+        beyond fewer communities start small inside the most spread-out ones
+        (:func:`split_moments`).
     labels
         ``(n,)`` class codes (-1: unlabelled); classes take components ``0..n_classes-1``.
     n_classes
@@ -257,7 +261,9 @@ def initial_components(
     # the coarser, stabler start, as training only switches components off
     resolution = AUTO_RESOLUTION if auto else FIXED_RESOLUTION
     communities = graph_communities([latent, *views], random_state, resolution)
-    # the largest communities take the components; cells of any others start unassigned
+    if not auto and communities.max() + 1 >= n_components:
+        communities = joint_kmeans([latent, *views], communities, n_components)
+    # the largest communities take the components; cells of any beyond the slots start unassigned
     communities = np.where(communities < n_components, communities, -1)
     n_found = int(communities.max()) + 1
     means, variances, weights = moments(latent, communities, n_found)
@@ -269,6 +275,25 @@ def initial_components(
     means, variances = np.vstack([means, spare[0]]), np.vstack([variances, spare[1]])
     weights = np.concatenate([weights, spare[2]])
     return means, variances, weights / weights.sum(), communities
+
+
+def joint_kmeans(views: Sequence[np.ndarray], communities: np.ndarray, n_groups: int) -> np.ndarray:
+    """k-means clusters of several views side by side, started from the means of ``n_groups`` communities.
+
+    Each view is centred and scaled to a mean squared row norm of 1, so that each weighs the same.
+    Started from the means of communities ``0..n_groups-1``, Lloyd's iterations redraw their borders
+    and take in the cells of any further communities. On the warm-start latents of five seeds, with
+    the communities at :data:`FIXED_RESOLUTION` and as many groups as cell types, the start's ARI
+    rises from 0.752 +- 0.006 to 0.771 +- 0.007 on PBMC (8 groups from 9 communities) and from
+    0.690 +- 0.034 to 0.726 +- 0.008 on human kidney (11 from 16-18), the ARI before counting only
+    the cells of the largest communities.
+    """
+    from sklearn.cluster import KMeans
+
+    centred = [view - view.mean(0) for view in views]
+    joint = np.hstack([view / np.sqrt(max((view**2).sum(1).mean(), 1e-12)) for view in centred])
+    starts = np.stack([joint[communities == group].mean(0) for group in range(n_groups)])
+    return KMeans(n_groups, init=starts, n_init=1).fit_predict(joint)
 
 
 def split_moments(
