@@ -7,10 +7,9 @@ Three cases, all array in / array out:
   the log-normalised input, one component per community;
 - a fixed number: when the same communities (at a finer resolution) are at least as many, k-means
   on both views started from the means of the largest ones (:func:`joint_kmeans`); when fewer,
-  the communities plus small spare components that split the most spread-out ones (on the three
-  labelled data sets this start beats k-means on the standardised latent means, the former
-  start: final ARI 0.64 / 0.76 / 0.68 on mouse bladder / PBMC / human kidney against 0.50 / 0.74
-  / 0.57);
+  the communities plus small spare components that split the most spread-out ones. Final ARI at
+  K = types (``bench_gmvae.py``, seeds 0-2): 0.69 / 0.77 / 0.71 on mouse bladder / PBMC / human
+  kidney; k-means on the standardised latent means, the first start, gave 0.50 / 0.74 / 0.57;
 - label transfer: one component per class from its labelled cells, plus free components fitted to
   the unlabelled cells.
 """
