@@ -5,6 +5,7 @@ from sclatent._core.clustering import (
     AUTO_RESOLUTION,
     FIXED_RESOLUTION,
     LEIDEN_RUNS,
+    SPLIT_RESOLUTION,
     graph_communities,
     initial_components,
     joint_connectivities,
@@ -80,6 +81,14 @@ def test_joint_kmeans_redraws_borders_with_views_weighed_alike():
     np.testing.assert_array_equal(
         joint_kmeans([latent, other], communities, 2), joint_kmeans([latent, 1000 * other], communities, 2)
     )
+    # unless weighed: a heavy second view of other groups outweighs the first
+    halves = np.arange(len(truth)) % 2
+    other = np.where(halves[:, None] == 1, 8.0, 0.0) + np.random.default_rng(2).normal(size=latent.shape)
+    heavy = joint_kmeans([latent, other], halves, 2, weights=[1.0, 10.0])
+    assert adjusted_rand_score(halves, heavy) == 1.0
+    assert (
+        adjusted_rand_score(truth, joint_kmeans([latent, other], communities, 2, weights=[10.0, 1.0])) == 1.0
+    )
 
 
 def test_split_moments_halve_the_most_spread_out_group():
@@ -140,14 +149,21 @@ def test_the_run_of_highest_modularity_is_kept():
 
 
 def test_auto_starts_coarser_than_a_fixed_number():
-    """n_components=None starts from the communities at AUTO_RESOLUTION, a fixed K at the finer one."""
+    """n_components=None starts from the communities at AUTO_RESOLUTION, a fixed K at finer ones."""
     latent, _ = blobs(centres=np.eye(6, 3) * 3)
     coarse = graph_communities([latent], 0, AUTO_RESOLUTION)
     fine = graph_communities([latent], 0, FIXED_RESOLUTION)
-    assert AUTO_RESOLUTION < FIXED_RESOLUTION and coarse.max() < fine.max()
+    finer = graph_communities([latent], 0, SPLIT_RESOLUTION)
+    assert AUTO_RESOLUTION < FIXED_RESOLUTION < SPLIT_RESOLUTION
+    assert coarse.max() < fine.max() < finer.max() < 19
     *_, auto = initial_components(latent, n_components=20, auto=True)
+    assert np.array_equal(auto, coarse)
+    # more components than communities at FIXED_RESOLUTION: the spare ones split the finer start
     *_, fixed = initial_components(latent, n_components=20)
-    assert np.array_equal(auto, coarse) and np.array_equal(fixed, fine)
+    assert np.array_equal(fixed, finer)
+    # as many: k-means from the communities at FIXED_RESOLUTION
+    *_, fixed = initial_components(latent, n_components=int(fine.max()) + 1)
+    assert np.array_equal(fixed, joint_kmeans([latent], fine, int(fine.max()) + 1))
 
 
 def test_label_propagation_reaches_every_cell_of_a_labelled_blob():

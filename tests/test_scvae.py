@@ -187,6 +187,10 @@ def test_mixture_stages_warm_start_then_anchor_and_hold_early_stopping():
     # with labels the unlabelled cells are anchored at their propagated class
     assert sl.models.SCVAE(prior="mixture", labels_key="partial").mixture_stages(150) == (50, 33)
     assert model.mixture_stages(2) == (1, 0)  # the mixture keeps at least one free epoch
+    # a given K is anchored to its k-means start until the last epoch
+    fixed = sl.models.SCVAE(prior="mixture", n_components=8)
+    assert fixed.mixture_stages(150) == (50, 99) and fixed.mixture_stages(2) == (1, 0)
+    assert fixed._training_config(4000).hold_epochs == 149
 
 
 def test_large_data_cluster_a_subset_that_keeps_every_labelled_cell(small_counts, monkeypatch):

@@ -7,9 +7,10 @@ Three cases, all array in / array out:
   the log-normalised input, one component per community;
 - a fixed number: when the same communities (at a finer resolution) are at least as many, k-means
   on both views started from the means of the largest ones (:func:`joint_kmeans`); when fewer,
-  the communities plus small spare components that split the most spread-out ones. Final ARI at
-  K = types (``bench_gmvae.py``, seeds 0-2): 0.69 / 0.77 / 0.71 on mouse bladder / PBMC / human
-  kidney; k-means on the standardised latent means, the first start, gave 0.50 / 0.74 / 0.57;
+  the communities at a finer resolution still, plus small spare components that split the most
+  spread-out ones. Final ARI at K = types (seeds 0-2): 0.70 / 0.78 / 0.73 on mouse bladder / PBMC
+  / human kidney; k-means on the standardised latent means, the first start, gave 0.50 / 0.74 /
+  0.57;
 - label transfer: one component per class from its labelled cells, plus free components fitted to
   the unlabelled cells.
 """
@@ -24,12 +25,16 @@ import numpy as np
 AUTO_RESOLUTION = 0.25
 #: Leiden resolution on the joint kNN graph for a given number of components.
 FIXED_RESOLUTION = 0.35
+#: The finer resolution for a given number of components beyond the communities at FIXED_RESOLUTION.
+SPLIT_RESOLUTION = 0.5
 #: Neighbours of each view's kNN graph.
 AUTO_NEIGHBORS = 15
 #: Steps of label propagation on the joint graph (label transfer).
 PROPAGATION_STEPS = 30
 #: Leiden runs (seeds) among which the partition of highest modularity is kept.
 LEIDEN_RUNS = 30
+#: Weight of the principal components against the latent means in :func:`joint_kmeans`.
+PCS_WEIGHT = 1.5
 
 
 def moments(latent: np.ndarray, assignment: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
@@ -134,7 +139,11 @@ def graph_communities(
     (Leiden again on the graph weighted by how often each edge's cells share a community) did not
     remove bladder's two cuts.
     """
-    connectivities = joint_connectivities(views, random_state)
+    return best_communities(joint_connectivities(views, random_state), resolution, random_state)
+
+
+def best_communities(connectivities, resolution: float, random_state: int) -> np.ndarray:
+    """Of :data:`LEIDEN_RUNS` Leiden runs on a graph, the communities of highest modularity, by size."""
     seeds = np.random.default_rng(random_state).integers(2**31 - 1, size=LEIDEN_RUNS)
     runs, modularities = leiden_runs(connectivities, resolution, seeds)
     codes = runs[int(np.argmax(modularities))]
@@ -229,7 +238,8 @@ def initial_components(
     views
         Other representations of the same cells (e.g. principal components), joined with
         ``latent`` into one kNN graph: without ``labels`` its communities; with ``labels`` and no
-        free component, the unlabelled rows' classes by label propagation on it.
+        free component, the unlabelled rows' classes by label propagation on it. In
+        :func:`joint_kmeans` each weighs :data:`PCS_WEIGHT` times the latent.
     random_state
         Seed of the clustering.
 
@@ -255,13 +265,20 @@ def initial_components(
             variances = np.vstack([variances, free[1]])
             weights = np.concatenate([weights, 0.1 * free[2] * np.mean(labels < 0)])
         return means, variances, weights / weights.sum(), assignment
-    # a fixed K's spare components split a finer start (K = 16 on bladder, seeds 0-2: final ARI
-    # 0.69 +- 0.01 from resolution 0.35, 0.54 / 0.56 from 0.25); without splits to come (auto),
-    # the coarser, stabler start, as training only switches components off
-    resolution = AUTO_RESOLUTION if auto else FIXED_RESOLUTION
-    communities = graph_communities([latent, *views], random_state, resolution)
+    connectivities = joint_connectivities([latent, *views], random_state)
+    # without splits to come (auto), the coarser, stabler start, as training only switches
+    # components off; a fixed K starts finer, and finer still where its spare components would
+    # split the communities (K = 16 on mouse bladder, seeds 0-2: final ARI 0.69 +- 0.03 from
+    # resolution 0.5, 0.65 +- 0.07 from 0.35, its two largest types cut two ways of near-equal
+    # modularity; 0.54 / 0.56 from 0.25)
+    communities = best_communities(
+        connectivities, AUTO_RESOLUTION if auto else FIXED_RESOLUTION, random_state
+    )
+    if not auto and communities.max() + 1 < n_components:
+        communities = best_communities(connectivities, SPLIT_RESOLUTION, random_state)
     if not auto and communities.max() + 1 >= n_components:
-        communities = joint_kmeans([latent, *views], communities, n_components)
+        weights = [1.0] + [PCS_WEIGHT] * len(views)
+        communities = joint_kmeans([latent, *views], communities, n_components, weights)
     # the largest communities take the components; cells of any beyond the slots start unassigned
     communities = np.where(communities < n_components, communities, -1)
     n_found = int(communities.max()) + 1
@@ -276,21 +293,35 @@ def initial_components(
     return means, variances, weights / weights.sum(), communities
 
 
-def joint_kmeans(views: Sequence[np.ndarray], communities: np.ndarray, n_groups: int) -> np.ndarray:
+def joint_kmeans(
+    views: Sequence[np.ndarray],
+    communities: np.ndarray,
+    n_groups: int,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
     """k-means clusters of several views side by side, started from the means of ``n_groups`` communities.
 
-    Each view is centred and scaled to a mean squared row norm of 1, so that each weighs the same.
-    Started from the means of communities ``0..n_groups-1``, Lloyd's iterations redraw their borders
-    and take in the cells of any further communities. On the warm-start latents of five seeds, with
-    the communities at :data:`FIXED_RESOLUTION` and as many groups as cell types, the start's ARI
-    rises from 0.752 +- 0.006 to 0.771 +- 0.007 on PBMC (8 groups from 9 communities) and from
-    0.690 +- 0.034 to 0.726 +- 0.008 on human kidney (11 from 16-18), the ARI before counting only
-    the cells of the largest communities.
+    Each view is centred and scaled to a mean squared row norm of 1, then multiplied by its
+    weight (default 1 for all). Started from the means of communities ``0..n_groups-1``, Lloyd's
+    iterations redraw their borders and take in the cells of any further communities. On the
+    warm-start latents of five seeds, with the communities at :data:`FIXED_RESOLUTION` and as many
+    groups as cell types, the start's ARI rises from 0.752 +- 0.006 to 0.774 +- 0.005 on PBMC (8
+    groups from 9 communities) and from 0.654 +- 0.020 to 0.724 +- 0.013 on human kidney (11 from
+    15-17), with both views weighed alike; the PCs weighing 1.5 (2 / 3) times the latent give 0.777
+    / 0.777 / 0.776 on PBMC and 0.721 / 0.694 / 0.686 on kidney; final ARI of the fits (seeds 0-2)
+    at 1.5: 0.776 +- 0.003 and 0.727 +- 0.021 (0.774 +- 0.003 and 0.721 +- 0.018 at 1). k-means++
+    (best of 10) on the same joint views gives 0.775 and 0.641.
     """
     from sklearn.cluster import KMeans
 
+    weights = [1.0] * len(views) if weights is None else weights
     centred = [view - view.mean(0) for view in views]
-    joint = np.hstack([view / np.sqrt(max((view**2).sum(1).mean(), 1e-12)) for view in centred])
+    joint = np.hstack(
+        [
+            weight * view / np.sqrt(max((view**2).sum(1).mean(), 1e-12))
+            for view, weight in zip(centred, weights, strict=True)
+        ]
+    )
     starts = np.stack([joint[communities == group].mean(0) for group in range(n_groups)])
     return KMeans(n_groups, init=starts, n_init=1).fit_predict(joint)
 
