@@ -308,7 +308,7 @@ class SCVAE(BaseModel):
         them (ARI of the initial communities 0.66 on human kidney, of argmax q(y|x) one epoch
         later 0.60). With ``n_components=None`` or ``labels_key`` the anchor holds for a third of
         the remaining epochs, after which the free GMVAE refines the raw communities (PBMC 4k,
-        seeds 0-2, ARI 0.762 +- 0.010; 0.753 +- 0.002 anchored to the end). A given
+        seeds 0-2, ARI 0.762 +- 0.006; 0.753 +- 0.002 anchored to the end). A given
         ``n_components`` starts from k-means already fitted to both views, from which the free
         GMVAE only drifts (PBMC, K = 8, seed 0: ARI 0.780 when the anchor ended, 0.771 at the
         end), so its anchor holds for all the remaining epochs but the last. ARI at K = types
@@ -319,10 +319,10 @@ class SCVAE(BaseModel):
         gives them.
         """
         warm = max(1, epochs // 3) if epochs > 1 else 0
-        free = max(epochs - warm - 1, 0)  # the mixture keeps at least one free epoch
+        all_but_last = max(epochs - warm - 1, 0)  # the mixture keeps at least one free epoch
         if self.params["n_components"] is not None and self.params["labels_key"] is None:
-            return warm, free
-        return warm, min(max(1, (epochs - warm) // 3), free)
+            return warm, all_but_last
+        return warm, min(max(1, (epochs - warm) // 3), all_but_last)
 
     def _hooks(self, module: CountVAE, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
         if self.params["prior"] != "mixture" or "query" in self.fitted_:
