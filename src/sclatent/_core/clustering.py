@@ -271,14 +271,15 @@ def initial_components(
     # split the communities (K = 16 on mouse bladder, seeds 0-2: final ARI 0.69 +- 0.03 from
     # resolution 0.5, 0.65 +- 0.07 from 0.35, its two largest types cut two ways of near-equal
     # modularity; 0.54 / 0.56 from 0.25)
-    communities = best_communities(
-        connectivities, AUTO_RESOLUTION if auto else FIXED_RESOLUTION, random_state
-    )
-    if not auto and communities.max() + 1 < n_components:
-        communities = best_communities(connectivities, SPLIT_RESOLUTION, random_state)
-    if not auto and communities.max() + 1 >= n_components:
-        weights = [1.0] + [PCS_WEIGHT] * len(views)
-        communities = joint_kmeans([latent, *views], communities, n_components, weights)
+    if auto:
+        communities = best_communities(connectivities, AUTO_RESOLUTION, random_state)
+    else:
+        communities = best_communities(connectivities, FIXED_RESOLUTION, random_state)
+        if communities.max() + 1 < n_components:
+            communities = best_communities(connectivities, SPLIT_RESOLUTION, random_state)
+        if communities.max() + 1 >= n_components:
+            weights = [1.0] + [PCS_WEIGHT] * len(views)
+            communities = joint_kmeans([latent, *views], communities, n_components, weights)
     # the largest communities take the components; cells of any beyond the slots start unassigned
     communities = np.where(communities < n_components, communities, -1)
     n_found = int(communities.max()) + 1
@@ -307,10 +308,10 @@ def joint_kmeans(
     warm-start latents of five seeds, with the communities at :data:`FIXED_RESOLUTION` and as many
     groups as cell types, the start's ARI rises from 0.752 +- 0.006 to 0.774 +- 0.005 on PBMC (8
     groups from 9 communities) and from 0.654 +- 0.020 to 0.724 +- 0.013 on human kidney (11 from
-    15-17), with both views weighed alike; the PCs weighing 1.5 (2 / 3) times the latent give 0.777
-    / 0.777 / 0.776 on PBMC and 0.721 / 0.694 / 0.686 on kidney; final ARI of the fits (seeds 0-2)
-    at 1.5: 0.776 +- 0.003 and 0.727 +- 0.021 (0.774 +- 0.003 and 0.721 +- 0.018 at 1). k-means++
-    (best of 10) on the same joint views gives 0.775 and 0.641.
+    15-17), with both views weighed alike. With the PCs weighing 1.5 / 2 / 3 times the latent it
+    is 0.777 / 0.777 / 0.776 on PBMC and 0.721 / 0.694 / 0.686 on kidney; the final ARI of the fits
+    (seeds 0-2) is 0.776 +- 0.003 and 0.727 +- 0.021 at 1.5, 0.774 +- 0.003 and 0.721 +- 0.018 at 1.
+    k-means++ (best of 10) on the same joint views gives 0.775 and 0.641.
     """
     from sklearn.cluster import KMeans
 
