@@ -149,15 +149,17 @@ def test_the_run_of_highest_modularity_is_kept():
 
 
 def test_auto_starts_coarser_than_a_fixed_number():
-    """n_components=None starts from the communities at AUTO_RESOLUTION, a fixed K at finer ones."""
-    latent, _ = blobs(centres=np.eye(6, 3) * 3)
+    """n_components=None starts from the communities at AUTO_RESOLUTION, a fixed K from finer ones."""
+    latent, truth = blobs(centres=np.eye(6, 3) * 3)
     coarse = graph_communities([latent], 0, AUTO_RESOLUTION)
     fine = graph_communities([latent], 0, FIXED_RESOLUTION)
     finer = graph_communities([latent], 0, SPLIT_RESOLUTION)
     assert AUTO_RESOLUTION < FIXED_RESOLUTION < SPLIT_RESOLUTION
     assert coarse.max() < fine.max() < finer.max() < 19
+    # n_components=None: k-means from the coarse communities, as many clusters
     *_, auto = initial_components(latent, n_components=20, auto=True)
-    assert np.array_equal(auto, coarse)
+    assert np.array_equal(auto, joint_kmeans([latent], coarse, int(coarse.max()) + 1))
+    assert adjusted_rand_score(truth, auto) > adjusted_rand_score(truth, coarse) + 0.02  # 0.43, 0.39
     # more components than communities at FIXED_RESOLUTION: the spare ones split the finer start
     *_, fixed = initial_components(latent, n_components=20)
     assert np.array_equal(fixed, finer)

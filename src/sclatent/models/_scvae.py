@@ -307,8 +307,9 @@ class SCVAE(BaseModel):
         each cluster into its Gaussian. Without it the Gaussians fitted to graph communities cut
         them (ARI of the initial communities 0.66 on human kidney, of argmax q(y|x) one epoch
         later 0.60). With ``n_components=None`` or ``labels_key`` the anchor holds for a third of
-        the remaining epochs, after which the free GMVAE refines the raw communities (PBMC 4k,
-        seeds 0-2, ARI 0.762 +- 0.006; 0.753 +- 0.002 anchored to the end). A given
+        the remaining epochs, after which the free GMVAE refines its start (PBMC 4k, seeds 0-2,
+        ARI 0.775 +- 0.003; from the communities before k-means redrew them, 0.762 +- 0.006, and
+        0.753 +- 0.002 anchored to the end). A given
         ``n_components`` starts from k-means already fitted to both views, from which the free
         GMVAE only drifts (PBMC, K = 8, seed 0: ARI 0.780 when the anchor ended, 0.771 at the
         end), so its anchor holds for all the remaining epochs but the last. ARI at K = types
