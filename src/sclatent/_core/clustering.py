@@ -5,7 +5,7 @@ Three cases, all array in / array out:
 - an unknown number of components: the communities (Leiden, modularity at a fixed resolution) of
   a kNN graph that joins two views of the cells, the latent means and the principal components of
   the log-normalised input, their borders redrawn by k-means on both views
-  (:func:`joint_kmeans`), one component per community;
+  (:func:`joint_kmeans`) into as many clusters, one component per cluster;
 - a fixed number: when the same communities (at a finer resolution) are at least as many, k-means
   on both views started from the means of the largest ones (:func:`joint_kmeans`); when fewer,
   the communities at a finer resolution still, plus small spare components that split the most

@@ -59,9 +59,10 @@ class SCVAE(BaseModel):
     warm start under the initial mixture (random means, unit variances, equal weights), whose
     latent means then give a starting partition whose parts become the components: the Leiden
     communities of the kNN graphs of the latent means and of the input's principal components
-    joined (all of them for ``n_components=None``; for a given ``n_components`` the largest ones,
-    redrawn by k-means when there are enough of them, else with further components starting small
-    inside the most spread-out communities), or the labelled cells' classes for ``labels_key``; then
+    joined, their borders redrawn by k-means on both views (as many clusters as communities for
+    ``n_components=None``; for a given ``n_components`` that many when there are enough
+    communities, else the communities with further components starting small inside the most
+    spread-out ones), or the labelled cells' classes for ``labels_key``; then
     each cell's q(y|x) held at its part (anchored) for a third of the rest (for all the rest but
     the last epoch with a given ``n_components``); then the free GMVAE, switching off components
     that lose their cells (``n_components=None``).
@@ -309,15 +310,14 @@ class SCVAE(BaseModel):
         later 0.60). With ``n_components=None`` or ``labels_key`` the anchor holds for a third of
         the remaining epochs, after which the free GMVAE refines its start (PBMC 4k, seeds 0-2,
         ARI 0.775 +- 0.003; from the communities before k-means redrew them, 0.762 +- 0.006, and
-        0.753 +- 0.002 anchored to the end). A given
-        ``n_components`` starts from k-means already fitted to both views, from which the free
-        GMVAE only drifts (PBMC, K = 8, seed 0: ARI 0.780 when the anchor ended, 0.771 at the
-        end), so its anchor holds for all the remaining epochs but the last. ARI at K = types
-        (seeds 0-2) with a third / two thirds / all but one anchored: mouse bladder 0.689 +- 0.025
-        / 0.692 +- 0.021 / 0.702 +- 0.015, PBMC 0.770 +- 0.002 / 0.774 +- 0.002 / 0.774 +- 0.003,
-        human kidney 0.701 +- 0.041 / 0.714 +- 0.033 / 0.721 +- 0.018. With ``labels_key`` (and no
-        free component) the unlabelled cells are anchored at the class that label propagation
-        gives them.
+        0.753 +- 0.002 anchored to the end). A given ``n_components`` starts from k-means into
+        that many clusters, from which the free GMVAE only drifts (PBMC, K = 8, seed 0: ARI
+        0.780 when the anchor ended, 0.771 at the end), so its anchor holds for all the remaining
+        epochs but the last. ARI at K = types (seeds 0-2) with a third / two thirds / all but one
+        anchored: mouse bladder 0.689 +- 0.025 / 0.692 +- 0.021 / 0.702 +- 0.015, PBMC 0.770 +-
+        0.002 / 0.774 +- 0.002 / 0.774 +- 0.003, human kidney 0.701 +- 0.041 / 0.714 +- 0.033 /
+        0.721 +- 0.018. With ``labels_key`` (and no free component) the unlabelled cells are
+        anchored at the class that label propagation gives them.
         """
         warm = max(1, epochs // 3) if epochs > 1 else 0
         all_but_last = max(epochs - warm - 1, 0)  # the mixture keeps at least one free epoch
