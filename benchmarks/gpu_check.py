@@ -5,7 +5,9 @@ The figures of the speed issue, in one run (``bash benchmarks/gpu_check.sh`` add
 - SCVAE (ZINB) on mouse_brain_10k at the CPU benchmark's shapes (1,000 genes, 128 -> 10, batch 128),
   and on synthetic counts (``bench_scale.synthesize``: 100,000 cells x 2,000 genes) with batch 1,024
   and a 4x learning rate (the large-batch set-up for a GPU), with the held-out ELBO of each, also
-  with the network in bfloat16 (``sl.settings.precision``; its ELBO's difference to float32);
+  with the network in bfloat16 (``sl.settings.precision``; its ELBO's difference to float32) and
+  with every step replayed from a CUDA graph (``sl.settings.cuda_graphs``; its speed-up and ELBO
+  difference to eager steps, at both shapes);
 - the GMVAE (K = 16; its fit includes the warm start and the clustering of the start), GroupEnc and
   the sampling autoencoder (TRST) on mouse_brain_10k, as in ``bench_scvae.py --models``;
 - exact R_NX at N = 100,000 and sampled R_NX (1,000 reference cells) at N = 1,000,000
@@ -42,6 +44,7 @@ from sclatent._core.device import resolve_device
 TARGETS = {
     "SCVAE zinb, batch 1,024": ">= 500,000 cells/s",
     "SCVAE zinb, batch 1,024, bf16": "ELBO within 0.5 of float32",
+    "SCVAE zinb, batch 1,024, CUDA graphs": ">= 500,000 cells/s",
     "exact R_NX": "<= 60 s",
 }
 
@@ -84,23 +87,30 @@ def main() -> None:
         rows.append((case, shape, figure, TARGETS.get(case, "")))
         print(f"  {case}: {figure}", flush=True)
 
+    def graphed(data, eager: tuple[float, float], **settings) -> str:
+        sl.settings.cuda_graphs = True
+        try:
+            speed, elbo = scvae_case(data, device, epochs, **settings)
+        finally:
+            sl.settings.cuda_graphs = False
+        return f"{speed:,.0f} cells/s ({speed / eager[0]:.2f}x; ELBO {elbo:.2f}, {elbo - eager[1]:+.2f})"
+
     print(f"gpu_check on {device_name(device)}; torch {torch.__version__}; sclatent {sl.__version__}")
     speed, elbo = scvae_case(brain, device, epochs)
-    add(
-        "SCVAE zinb, CPU shapes",
-        f"{brain.n_obs:,} x {brain.n_vars:,}, batch 128",
-        f"{speed:,.0f} cells/s (ELBO {elbo:.2f})",
-    )
+    shape = f"{brain.n_obs:,} x {brain.n_vars:,}, batch 128"
+    add("SCVAE zinb, CPU shapes", shape, f"{speed:,.0f} cells/s (ELBO {elbo:.2f})")
+    add("SCVAE zinb, CPU shapes, CUDA graphs", shape, graphed(brain, (speed, elbo)))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "counts.h5ad"
         synthesize(n_large, path)
         large = ad.read_h5ad(path)
-    speed, elbo = scvae_case(large, device, epochs, batch_size=1024, lr=4e-3)
+    large_settings = {"batch_size": 1024, "lr": 4e-3}
+    speed, elbo = scvae_case(large, device, epochs, **large_settings)
     shape = f"{large.n_obs:,} x {large.n_vars:,}, lr 4e-3"
     add("SCVAE zinb, batch 1,024", shape, f"{speed:,.0f} cells/s (ELBO {elbo:.2f})")
     sl.settings.precision = "bfloat16"
     try:
-        half, half_elbo = scvae_case(large, device, epochs, batch_size=1024, lr=4e-3)
+        half, half_elbo = scvae_case(large, device, epochs, **large_settings)
     finally:
         sl.settings.precision = "float32"
     add(
@@ -108,6 +118,7 @@ def main() -> None:
         shape,
         f"{half:,.0f} cells/s ({half / speed:.2f}x; ELBO {half_elbo:.2f}, {half_elbo - elbo:+.2f})",
     )
+    add("SCVAE zinb, batch 1,024, CUDA graphs", shape, graphed(large, (speed, elbo), **large_settings))
     for name, speed in other_models(brain, epochs, device).items():
         add(name, f"{brain.n_obs:,} cells, {epochs} epochs", f"{speed:,.0f} cells/s")
     n_sampled = 200 if args.quick else 1_000

@@ -19,7 +19,7 @@ PY
 for section in "${sections[@]}"; do
   echo "== ${section}"
   case "${section}" in
-    tests) python -m pytest -q -rs tests/test_device.py tests/test_rnx.py -k "cuda or gpu" ;;
+    tests) python -m pytest -q -rs tests/test_device.py tests/test_graphs.py tests/test_rnx.py -k "cuda or gpu" ;;
     table) python benchmarks/gpu_check.py --device cuda --threads "$(nproc)" ;;
     *) echo "gpu_check: unknown section ${section} (tests, table)" >&2; exit 2 ;;
   esac

@@ -21,8 +21,10 @@ def test_gpu_check_prints_every_case_in_one_table():
     cases = [line.split(" | ")[0][2:] for line in table[1:]]
     assert cases == [
         "SCVAE zinb, CPU shapes",
+        "SCVAE zinb, CPU shapes, CUDA graphs",
         "SCVAE zinb, batch 1,024",
         "SCVAE zinb, batch 1,024, bf16",
+        "SCVAE zinb, batch 1,024, CUDA graphs",
         "GMVAE (K = 16)",
         "GroupEnc",
         "SamplingAE (TRST)",
@@ -34,4 +36,4 @@ def test_gpu_check_prints_every_case_in_one_table():
         figure = float(re.search(r"\| ([\d,.]+) (cells/s|s)", line).group(1).replace(",", ""))
         assert figure > 0, line
     elbos = [float(m) for m in re.findall(r"ELBO (-?[\d.]+)", run.stdout)]
-    assert len(elbos) == 6 and all(e < 0 for e in elbos)  # three fits, each printed twice
+    assert len(elbos) == 10 and all(e < 0 for e in elbos)  # five fits, each printed twice

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._core import compilation, disk, distributed, precision
-from ._core.validation import Choice, Integer, Real, flag_or_auto
+from ._core import compilation, disk, distributed, graphs, precision
+from ._core.validation import Choice, Integer, Real, flag, flag_or_auto
 
 
 class Settings:
@@ -26,6 +26,12 @@ class Settings:
         the compile time; on CPU the eager count likelihoods are as fast). Results agree with eager
         training to rounding, not bit for bit. Where compilation fails (e.g. no C++ compiler for the
         CPU), a warning is logged and training goes on eagerly.
+    cuda_graphs
+        Replay each CUDA training step from a CUDA graph (one launch instead of hundreds of
+        kernels, which is what a small network's step costs on a GPU): False (default) or True. For
+        runs of one process on a GPU without ``compile``; CPU runs ignore it. A seeded run repeats
+        itself, but draws other random numbers than an eager run. Where a capture fails, a warning
+        is logged and training goes on eagerly.
     precision
         Precision of the network layers while training: ``"float32"`` (default) or ``"bfloat16"``
         (``torch.autocast``: matrix products in bfloat16, every likelihood, KL and group-loss term
@@ -67,6 +73,14 @@ class Settings:
         compilation.DEFAULTS["compile"] = flag_or_auto("sl.settings.compile", value)
 
     @property
+    def cuda_graphs(self) -> bool:
+        return bool(graphs.DEFAULTS["cuda_graphs"])
+
+    @cuda_graphs.setter
+    def cuda_graphs(self, value: bool) -> None:
+        graphs.DEFAULTS["cuda_graphs"] = flag("sl.settings.cuda_graphs", value)
+
+    @property
     def precision(self) -> str:
         return precision.DEFAULTS["precision"]
 
@@ -78,7 +92,7 @@ class Settings:
         return (
             f"Settings(disk_block_rows={self.disk_block_rows}, disk_buffer_blocks={self.disk_buffer_blocks}, "
             f"distributed_timeout={self.distributed_timeout:g}, compile={self.compile!r}, "
-            f"precision={self.precision!r})"
+            f"cuda_graphs={self.cuda_graphs}, precision={self.precision!r})"
         )
 
 

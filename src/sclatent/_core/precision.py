@@ -21,11 +21,13 @@ DEFAULTS: dict[str, str] = {"precision": "float32"}
 def network_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """The autocast context of a training step on ``device`` under the current setting.
 
-    A CUDA device without native bfloat16 (before Ampere) trains in float32, with one warning.
+    A CUDA device without native bfloat16 (before Ampere) trains in float32, with one warning. The
+    cache of cast weights is off, as a CUDA graph's capture requires (a training step uses each
+    weight once anyway).
     """
     if DEFAULTS["precision"] != "bfloat16" or (device.type == "cuda" and not _cuda_bf16(device.index)):
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def full_precision(tensor: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .compilation import compile_loss, should_compile
 from .data import CellData, MinibatchSampler
 from .distributed import all_reduce_sum, loss_step, rank_and_size
+from .graphs import GraphedSteps, should_capture
 from .precision import network_autocast
 
 
@@ -129,11 +130,19 @@ def train(
         )
         raise ValueError(msg)
     step_loss = loss_step(module)
-    if should_compile(config.epochs * len(sampler), device):
+    compiled = should_compile(config.epochs * len(sampler), device)
+    if compiled:
         step_loss = compile_loss(step_loss)
+    graphed = should_capture(device, world_size, compiled)
+    capture = graphed and device.type == "cuda"  # elsewhere the same steps on fixed inputs (tests)
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True, capturable=capture
     )
+
+    def one_step(batch: dict[str, torch.Tensor], kl_weight: float | torch.Tensor) -> torch.Tensor:
+        return optimisation_step(step_loss, batch, kl_weight, optimizer, config.grad_clip)
+
+    take_step = GraphedSteps(one_step, optimizer, capture=capture) if graphed else one_step
     warmup_steps = config.kl_warmup * len(sampler)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     best_loss, best_state, best_epoch, epochs_without_gain = math.inf, None, None, 0
@@ -148,7 +157,7 @@ def train(
         n_batches = 0
         for rows in sampler:
             kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-            total += optimisation_step(step_loss, data.batch(rows), kl_weight, optimizer, config.grad_clip)
+            total += take_step(data.batch(rows), kl_weight)
             step += 1
             n_batches += 1
         train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
@@ -181,14 +190,15 @@ def train(
 def optimisation_step(
     step_loss: Callable[[dict[str, torch.Tensor], float], dict[str, torch.Tensor]],
     batch: dict[str, torch.Tensor],
-    kl_weight: float,
+    kl_weight: float | torch.Tensor,
     optimizer: torch.optim.Optimizer,
     grad_clip: float | None,
 ) -> torch.Tensor:
     """One Adam step on ``batch``; returns the detached loss without reading it on the host.
 
     The forward pass runs under ``sl.settings.precision`` (:func:`~.precision.network_autocast`).
-    Nothing here waits for a GPU, so the host queues the next step while the device runs this one.
+    Nothing here waits for a GPU, so the host queues the next step while the device runs this one,
+    and a CUDA graph can record the step (:class:`~.graphs.GraphedSteps`).
     """
     with network_autocast(batch["x"].device):
         loss = step_loss(batch, kl_weight)["loss"]
