@@ -1,5 +1,6 @@
 """Training steps replayed from CUDA graphs: ``sl.settings.cuda_graphs`` (_core/graphs.py)."""
 
+import functools
 import logging
 
 import numpy as np
@@ -77,14 +78,13 @@ def test_cuda_graphs_repeat_themselves_and_match_eager_quality(bladder_counts, m
 
 @cuda
 def test_a_failing_cuda_capture_falls_back_to_eager_steps(bladder_counts, monkeypatch, caplog):
-    class Broken(torch.cuda.CUDAGraph):
-        def capture_begin(self, *args, **kwargs):
-            raise RuntimeError("operation not permitted when stream is capturing")
-
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", Broken)
+    # a check that reads the gradient norm on the host: allowed eagerly, not while capturing
+    clip = functools.partial(torch.nn.utils.clip_grad_norm_, error_if_nonfinite=True)
+    monkeypatch.setattr(training.nn.utils, "clip_grad_norm_", clip)
     monkeypatch.setitem(graphs.DEFAULTS, "cuda_graphs", True)
     adata = bladder_counts[:1024].copy()
     with caplog.at_level(logging.WARNING, logger="sclatent"):
         model = sl.models.SCVAE(likelihood="nb", epochs=3, device="cuda", progress=False).fit(adata)
-    assert "CUDA graph capture failed (RuntimeError: operation not permitted" in caplog.text
+    assert "CUDA graph capture failed" in caplog.text
     assert np.isfinite(model.transform(adata)).all() and len(model.history_["train_loss"]) == 3
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
