@@ -74,7 +74,7 @@ class Settings:
 
     @property
     def cuda_graphs(self) -> bool:
-        return bool(graphs.DEFAULTS["cuda_graphs"])
+        return graphs.DEFAULTS["cuda_graphs"]
 
     @cuda_graphs.setter
     def cuda_graphs(self, value: bool) -> None:

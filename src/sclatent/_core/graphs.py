@@ -21,7 +21,7 @@ from .._logging import logger
 
 #: ``sl.settings.cuda_graphs``: False (default) or True (CUDA runs of one process whose loss is not
 #: compiled; CPU runs are never captured).
-DEFAULTS: dict[str, bool | str] = {"cuda_graphs": False}
+DEFAULTS: dict[str, bool] = {"cuda_graphs": False}
 
 #: Eager steps of each minibatch signature before its capture: the first steps allocate Adam's
 #: state and the libraries' workspaces, which a capture must find in place.
@@ -33,7 +33,7 @@ Step = Callable[[dict[str, torch.Tensor], float | torch.Tensor], torch.Tensor]
 
 def should_capture(device: torch.device, world_size: int, compiled: bool) -> bool:
     """Whether training steps on ``device`` are replayed from CUDA graphs under the current setting."""
-    return bool(DEFAULTS["cuda_graphs"]) and device.type == "cuda" and world_size == 1 and not compiled
+    return DEFAULTS["cuda_graphs"] and device.type == "cuda" and world_size == 1 and not compiled
 
 
 class GraphedSteps:
