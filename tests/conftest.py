@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import anndata as ad
@@ -6,7 +7,18 @@ import pytest
 import scanpy as sc
 import torch
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _data_dir() -> Path:
+    """The labelled data sets: $SCLATENT_TEST_DATA, else ../shared/data beside the checkout, else
+    shared/data inside it (a copy of the working tree on another machine)."""
+    root = Path(__file__).resolve().parents[1]
+    candidates = [root.parent / "shared" / "data", root / "shared" / "data"]
+    if "SCLATENT_TEST_DATA" in os.environ:
+        candidates.insert(0, Path(os.environ["SCLATENT_TEST_DATA"]))
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+DATA = _data_dir()
 
 
 @pytest.fixture(autouse=True)

@@ -182,6 +182,17 @@ def test_neighbour_loss_matches_definition(n, dim):
     assert loss == pytest.approx(neighbour_loss_by_definition(z, z_neighbour), rel=1e-12)
 
 
+def test_neighbour_loss_stays_float32_under_bfloat16_autocast():
+    # close pairs, where a bfloat16 product would cancel in |a|^2 + |b|^2 - 2 a.b
+    rng = np.random.default_rng(0)
+    z = torch.as_tensor(rng.normal(size=(64, 10)) * 5, dtype=torch.float32)
+    z_neighbour = z + 0.01 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    exact = neighbour_loss(z, z_neighbour)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = neighbour_loss(z, z_neighbour)
+    assert mixed.dtype == torch.float32 and mixed.item() == pytest.approx(exact.item(), rel=1e-6)
+
+
 def test_knn_indices_are_the_nearest_other_cells(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 5)).astype(np.float32)

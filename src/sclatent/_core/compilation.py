@@ -41,11 +41,13 @@ def compile_loss(loss: Loss) -> Loss:
     # fallback_random: dropout masks and reparameterisation noise from the eager generator, so that a
     # compiled run draws the same random numbers as an eager one with the same seed
     compiled = torch.compile(loss, dynamic=False, options={"fallback_random": True})
-    state: dict[str, Any] = {"fn": compiled, "kl_weight": None, "weight": None}
+    state: dict[str, Any] = {"fn": compiled, "weight": None}
 
     def run(batch: dict[str, torch.Tensor], kl_weight: float) -> dict[str, torch.Tensor]:
-        if kl_weight != state["kl_weight"]:  # a new tensor only while the warm-up changes it
-            state["kl_weight"], state["weight"] = kl_weight, torch.tensor(kl_weight, device=batch["x"].device)
+        # one device tensor, filled in place: no host copy per step while the warm-up changes it
+        if state["weight"] is None:
+            state["weight"] = torch.empty((), device=batch["x"].device)
+        state["weight"].fill_(kl_weight)
         try:
             return state["fn"](batch, state["weight"])
         except Exception as err:  # any backend failure: go on eagerly

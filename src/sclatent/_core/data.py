@@ -64,11 +64,12 @@ class RowSource:
             # make every step wait for the previous one
             self._host_lengths = torch.from_numpy(np.diff(indptr)) if home.type == "cuda" else None
             self._indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=home)
-            self._values = torch.as_tensor(csr.data, device=home).to(dtype)
+            # cast on the host: the device holds only the float32 copy that its budget counts
+            self._values = torch.as_tensor(csr.data).to(dtype).to(home)
         else:
             array = np.ascontiguousarray(matrix)  # torch needs positive strides
             home = _home_device(array.size * 4, device)
-            self._dense = torch.as_tensor(array, device=home).to(dtype)
+            self._dense = torch.as_tensor(array).to(dtype).to(home)
         self.home = home
 
     def __len__(self) -> int:

@@ -64,6 +64,12 @@ class GraphedSteps:
 
     def __call__(self, batch: dict[str, torch.Tensor], kl_weight: float) -> torch.Tensor:
         """One optimisation step on ``batch``; the detached loss."""
+        if not self.capture:
+            return self._step(batch, kl_weight)
+        with torch.cuda.device(batch["x"].device):  # streams and captures belong to the current device
+            return self._step(batch, kl_weight)
+
+    def _step(self, batch: dict[str, torch.Tensor], kl_weight: float) -> torch.Tensor:
         signature = tuple((key, tuple(value.shape), value.dtype) for key, value in sorted(batch.items()))
         if signature not in self.replays:
             done = self.eager_steps.get(signature, 0)
@@ -74,11 +80,12 @@ class GraphedSteps:
                 self._record(signature, batch)
             except Exception as err:  # any capture failure: go on eagerly
                 self.failed = True
+                cause = err.__context__ or err  # the step's own error, not the invalidated capture's
                 logger.warning(
                     "CUDA graph capture failed (%s: %s); training goes on without graphs. Set "
                     "sl.settings.cuda_graphs = False to skip the attempt.",
-                    type(err).__name__,
-                    str(err).splitlines()[0][:200] if str(err) else "",
+                    type(cause).__name__,
+                    str(cause).splitlines()[0][:200] if str(cause) else "",
                 )
                 return self._eager(batch, kl_weight)
         inputs, weight = self.inputs[signature]
@@ -109,8 +116,12 @@ class GraphedSteps:
             return
         self.optimizer.zero_grad(set_to_none=True)  # the gradients are allocated inside the graph
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            loss = self.step(inputs, weight)
+        current = torch.cuda.current_stream()
+        try:
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream()):  # of the current device
+                loss = self.step(inputs, weight)
+        finally:  # a failed capture leaves torch.cuda.graph without restoring the stream
+            torch.cuda.set_stream(current)
 
         def replay() -> torch.Tensor:
             graph.replay()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .precision import full_precision
+
 
 def kl_normal(
     mean: torch.Tensor,
@@ -78,7 +80,10 @@ def neighbour_loss(z: torch.Tensor, z_neighbour: torch.Tensor) -> torch.Tensor:
     -------
     The scalar loss.
     """
-    # squared distances by one matrix product (twice as fast as broadcasting, CPU and GPU)
-    sq = (z.square().sum(1, keepdim=True) + z_neighbour.square().sum(1) - 2 * z @ z_neighbour.T).clamp_min(0)
+    # squared distances by one matrix product (twice as fast as broadcasting, CPU and GPU), in float32
+    # also under autocast: in bfloat16 the expansion would cancel for the close pairs that matter
+    with torch.autocast(z.device.type, enabled=False):
+        cross = full_precision(z) @ full_precision(z_neighbour).T
+    sq = (z.square().sum(1, keepdim=True) + z_neighbour.square().sum(1) - 2 * cross).clamp_min(0)
     log_q = -torch.log1p(sq)
     return (torch.logsumexp(log_q, 1) - log_q.diagonal()).mean()

@@ -68,7 +68,8 @@ class GaussianMixturePrior(nn.Module):
     @property
     def log_var(self) -> torch.Tensor:
         """``(K, n_latent)`` log-variances of the components."""
-        floor = self.raw_log_var.new_tensor(math.log(self.variance_floor))
+        # filled on the device: a tensor made from a Python number is a blocking host copy
+        floor = self.raw_log_var.new_full((), math.log(self.variance_floor))
         return torch.logaddexp(self.raw_log_var, floor)
 
     def log_weights(self) -> torch.Tensor:

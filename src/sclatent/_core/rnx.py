@@ -23,8 +23,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: Bytes of working memory per chunk of rows (about 64 bytes per (row, cell) entry).
+#: Bytes of working memory per chunk of rows (about 64 bytes per (row, cell) entry) on a CPU; a GPU
+#: takes up to :data:`_GPU_CHUNK_SHARE` of its free memory, at most :data:`_GPU_CHUNK_BYTES`, so that
+#: its chunks are few (at N = 100,000, 128 MiB would be 5,000 chunks of 20 rows).
 _CHUNK_BYTES = 1 << 27
+_GPU_CHUNK_BYTES = 1 << 31
+_GPU_CHUNK_SHARE = 0.25
 _BYTES_PER_ENTRY = 64
 #: Rows per chunk at least, so that every thread has work and distance products are not GEMVs.
 _MIN_ROWS = 8
@@ -215,7 +219,7 @@ def rnx_curves(
     *,
     rows: np.ndarray | None = None,
     device: torch.device | str = "cpu",
-    chunk_bytes: int = _CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> list[RnxResult]:
     """R_NX curves and Local / Global SP of embeddings against one reference space.
 
@@ -232,7 +236,7 @@ def rnx_curves(
     device
         Where to compute.
     chunk_bytes
-        Working memory per chunk of rows.
+        Working memory per chunk of rows; None: 128 MiB on a CPU, up to 2 GiB on a GPU.
 
     Returns
     -------
@@ -261,8 +265,13 @@ def rnx_curves(
     # sampled: sums over reference rows of c_i(K) and c_i(K)^2 (c_i: neighbours shared at K) on the grid
     grid_k = torch.as_tensor(k_grid(n), device=device, dtype=torch.int32)
     moments = [torch.zeros(2, len(grid_k), dtype=torch.float64, device=device) for _ in spaces]
+    if chunk_bytes is None:
+        chunk_bytes = _CHUNK_BYTES
+        if device.type == "cuda":
+            chunk_bytes = min(_GPU_CHUNK_BYTES, int(_GPU_CHUNK_SHARE * torch.cuda.mem_get_info(device)[0]))
     step = max(_MIN_ROWS, chunk_bytes // (_BYTES_PER_ENTRY * n))
     positions = torch.arange(n, device=device, dtype=torch.int32)
+    one = torch.ones(1, dtype=torch.int64, device=device)
     for start in range(0, len(rows_all), step):
         rows = rows_all[start : start + step].to(device)
         by_reference = neighbour_order(ref.sq_dists(rows), rows)
@@ -271,7 +280,8 @@ def rnx_curves(
             order = neighbour_order(space.sq_dists(rows), rows)
             rank = torch.empty_like(grid).scatter_(1, order, grid)
             co_rank = torch.maximum(rank.gather(1, by_reference), grid)
-            counts += torch.bincount(co_rank.flatten(), minlength=n)
+            # index_add_ rather than bincount, which reads its input's maximum back on a GPU
+            counts.index_add_(0, co_rank.flatten(), one.expand(co_rank.numel()))
             if not exact:
                 # the self match has co-rank 0 and is not counted
                 shared = torch.searchsorted(
