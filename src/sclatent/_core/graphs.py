@@ -13,6 +13,7 @@ so a seeded run repeats itself but draws other numbers than an eager one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -101,7 +102,9 @@ class GraphedSteps:
         current = torch.cuda.current_stream()
         side = torch.cuda.Stream()
         side.wait_stream(current)
-        with torch.cuda.stream(side):
+        with torch.cuda.stream(side), warnings.catch_warnings():
+            # Adam warns that a capturable instance steps outside a capture, as warm-up steps do
+            warnings.filterwarnings("ignore", message=".*capturable=True.*", category=UserWarning)
             loss = self.step(batch, kl_weight)
         current.wait_stream(side)
         return loss
