@@ -113,6 +113,10 @@ def time_mixture_start() -> list[float]:
     return seconds
 
 
+#: The rows of :func:`other_models`, in its order.
+OTHER_MODELS = ("GMVAE (K = 16)", "GroupEnc", "SamplingAE (TRST)", "GMVAE epochs alone")
+
+
 def other_models(adata, epochs: int, device: torch.device) -> dict[str, float]:
     """Cells/s of the GMVAE on the counts, and of GroupEnc and TRST on their 50 PCs."""
     import scanpy as sc
@@ -128,17 +132,18 @@ def other_models(adata, epochs: int, device: torch.device) -> dict[str, float]:
 
     # off the clock: umap's numba functions, compiled once per process by the first kNN graph
     gmvae(1).fit(adata[:1000].copy())
+    gmvae_name, groupenc_name, trst_name, epochs_name = OTHER_MODELS
     models = {
-        "GMVAE (K = 16)": (gmvae(epochs), adata),
-        "GroupEnc": (sl.models.GroupEnc(use_rep="X_pca", **common), pcs),
-        "SamplingAE (TRST)": (sl.models.SamplingAE(mode="trst", use_rep="X_pca", **common), pcs),
+        gmvae_name: (gmvae(epochs), adata),
+        groupenc_name: (sl.models.GroupEnc(use_rep="X_pca", **common), pcs),
+        trst_name: (sl.models.SamplingAE(mode="trst", use_rep="X_pca", **common), pcs),
     }
     start_seconds = time_mixture_start()
     speeds = {name: timed_fit(model, data, device) for name, (model, data) in models.items()}
     # the GMVAE's fit holds a one-off start (PCs, kNN graphs, Leiden runs); its epochs alone leave it out
-    n_cells = len(models["GMVAE (K = 16)"][0].train_indices_)
-    seconds = epochs * n_cells / speeds["GMVAE (K = 16)"] - sum(start_seconds)
-    speeds["GMVAE epochs alone"] = epochs * n_cells / seconds
+    n_cells = len(models[gmvae_name][0].train_indices_)
+    seconds = epochs * n_cells / speeds[gmvae_name] - sum(start_seconds)
+    speeds[epochs_name] = epochs * n_cells / seconds
     return speeds
 
 

@@ -27,6 +27,8 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import anndata as ad
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sclatent as sl
 from bench_rnx import run_case as rnx_case
 from bench_scale import synthesize
-from bench_scvae import SETTINGS, other_models, synchronize, timed_fit
+from bench_scvae import OTHER_MODELS, SETTINGS, other_models, synchronize, timed_fit
 from sclatent._core.device import resolve_device
 
 #: Targets of the speed issue on an H100 (None: none set).
@@ -82,56 +84,98 @@ def main() -> None:
     if args.quick:
         brain = brain[:2_000].copy()
     rows: list[tuple[str, str, str, str]] = []
+    failed: list[str] = []
 
-    def add(case: str, shape: str, figure: str) -> None:
-        rows.append((case, shape, figure, TARGETS.get(case, "")))
-        print(f"  {case}: {figure}", flush=True)
+    def add(case: str, shape: str, figure: Callable[[], str]) -> None:
+        """One row: ``figure()``'s text, or the error it raised (the other rows still run)."""
+        try:
+            text = figure()
+        except Exception as err:  # one failing case must not cost the rest of the table
+            traceback.print_exc()
+            failed.append(case)
+            text = f"ERROR {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
+        rows.append((case, shape, text, TARGETS.get(case, "")))
+        print(f"  {case}: {text}", flush=True)
 
-    def graphed(data, eager: tuple[float, float], **settings) -> str:
+    def fit(data, results: dict, key: str, **settings) -> str:
+        results[key] = scvae_case(data, device, epochs, **settings)
+        speed, elbo = results[key]
+        return f"{speed:,.0f} cells/s (ELBO {elbo:.2f})"
+
+    def graphed(data, eager: tuple[float, float] | None, **settings) -> str:
         sl.settings.cuda_graphs = True
         try:
             speed, elbo = scvae_case(data, device, epochs, **settings)
         finally:
             sl.settings.cuda_graphs = False
+        if eager is None:
+            return f"{speed:,.0f} cells/s (ELBO {elbo:.2f}; no eager run to compare)"
         return f"{speed:,.0f} cells/s ({speed / eager[0]:.2f}x; ELBO {elbo:.2f}, {elbo - eager[1]:+.2f})"
 
+    def half_precision(data, eager: tuple[float, float] | None, **settings) -> str:
+        sl.settings.precision = "bfloat16"
+        try:
+            speed, elbo = scvae_case(data, device, epochs, **settings)
+        finally:
+            sl.settings.precision = "float32"
+        if eager is None:
+            return f"{speed:,.0f} cells/s (ELBO {elbo:.2f}; no float32 run to compare)"
+        return f"{speed:,.0f} cells/s ({speed / eager[0]:.2f}x; ELBO {elbo:.2f}, {elbo - eager[1]:+.2f})"
+
+    def rnx(n: int, n_ref: int | None) -> str:
+        synchronize(device)
+        result = rnx_case(n, n_ref, str(device))
+        gpu = f", GPU peak {result['peak_gpu_gib']:.1f} GiB" if "peak_gpu_gib" in result else ""
+        return f"{result['seconds']:.1f} s{gpu}"
+
     print(f"gpu_check on {device_name(device)}; torch {torch.__version__}; sclatent {sl.__version__}")
-    speed, elbo = scvae_case(brain, device, epochs)
+    # untimed: the device's one-off start-up (context, cuBLAS handles, kernel loading) is no row's cost
+    scvae_case(brain[:1_000].copy(), device, 1)
+    results: dict[str, tuple[float, float]] = {}
     shape = f"{brain.n_obs:,} x {brain.n_vars:,}, batch 128"
-    add("SCVAE zinb, CPU shapes", shape, f"{speed:,.0f} cells/s (ELBO {elbo:.2f})")
-    add("SCVAE zinb, CPU shapes, CUDA graphs", shape, graphed(brain, (speed, elbo)))
+    add("SCVAE zinb, CPU shapes", shape, lambda: fit(brain, results, "small"))
+    add("SCVAE zinb, CPU shapes, CUDA graphs", shape, lambda: graphed(brain, results.get("small")))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "counts.h5ad"
         synthesize(n_large, path)
         large = ad.read_h5ad(path)
     large_settings = {"batch_size": 1024, "lr": 4e-3}
-    speed, elbo = scvae_case(large, device, epochs, **large_settings)
     shape = f"{large.n_obs:,} x {large.n_vars:,}, lr 4e-3"
-    add("SCVAE zinb, batch 1,024", shape, f"{speed:,.0f} cells/s (ELBO {elbo:.2f})")
-    sl.settings.precision = "bfloat16"
-    try:
-        half, half_elbo = scvae_case(large, device, epochs, **large_settings)
-    finally:
-        sl.settings.precision = "float32"
+    add("SCVAE zinb, batch 1,024", shape, lambda: fit(large, results, "large", **large_settings))
     add(
         "SCVAE zinb, batch 1,024, bf16",
         shape,
-        f"{half:,.0f} cells/s ({half / speed:.2f}x; ELBO {half_elbo:.2f}, {half_elbo - elbo:+.2f})",
+        lambda: half_precision(large, results.get("large"), **large_settings),
     )
-    add("SCVAE zinb, batch 1,024, CUDA graphs", shape, graphed(large, (speed, elbo), **large_settings))
-    for name, speed in other_models(brain, epochs, device).items():
-        add(name, f"{brain.n_obs:,} cells, {epochs} epochs", f"{speed:,.0f} cells/s")
+    add(
+        "SCVAE zinb, batch 1,024, CUDA graphs",
+        shape,
+        lambda: graphed(large, results.get("large"), **large_settings),
+    )
+    try:
+        speeds = other_models(brain, epochs, device)
+    except Exception:  # the rows of the other models, each marked as failed
+        traceback.print_exc()
+        speeds = dict.fromkeys(OTHER_MODELS)
+    for name, speed in speeds.items():
+        add(name, f"{brain.n_obs:,} cells, {epochs} epochs", lambda speed=speed: _cells_per_second(speed))
     n_sampled = 200 if args.quick else 1_000
     for n, n_ref, case in ((rnx_sizes[0], None, "exact R_NX"), (rnx_sizes[1], n_sampled, "sampled R_NX")):
-        synchronize(device)
-        result = rnx_case(n, n_ref, str(device))
         shape = f"N = {n:,}" + (f", {n_ref:,} reference cells" if n_ref else "")
-        gpu = f", GPU peak {result['peak_gpu_gib']:.1f} GiB" if "peak_gpu_gib" in result else ""
-        add(case, shape, f"{result['seconds']:.1f} s{gpu}")
+        add(case, shape, lambda n=n, n_ref=n_ref: rnx(n, n_ref))
 
     print(f"\n| case | shape | {device_name(device)} | target |\n|---|---|---|---|")
     for case, shape, figure, target in rows:
         print(f"| {case} | {shape} | {figure} | {target} |")
+    if failed:
+        raise SystemExit(f"gpu_check: {len(failed)} case(s) failed: {', '.join(failed)}")
+
+
+def _cells_per_second(speed: float | None) -> str:
+    if speed is None:
+        msg = "other_models() failed (its traceback is above)"
+        raise RuntimeError(msg)
+    return f"{speed:,.0f} cells/s"
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The GPU check: the CUDA tests, then one table of every model's throughput and R_NX's speed on the GPU.
 #
-#   bash benchmarks/gpu_check.sh          # both (a few minutes on an H100)
+#   bash benchmarks/gpu_check.sh          # both (about 5 minutes on an H200)
 #   bash benchmarks/gpu_check.sh table    # or one section: tests, table
 #
-# Needs a CUDA build of PyTorch and the test extra (pip install -e ".[test]"); the CUDA tests read
-# the labelled sets from ../shared/data beside the checkout, or from $SCLATENT_TEST_DATA.
+# Needs a CUDA build of PyTorch and the packages of the test extra (pip install -e ".[test]"); an
+# uninstalled checkout runs from src/. The CUDA tests read mouse_bladder_2100.h5ad from
+# $SCLATENT_TEST_DATA, ../shared/data beside the checkout or shared/data inside it, and fail (rather
+# than skip) without it. $PYTHON names the interpreter (default: python3); $GPU_CHECK_TEST_TIMEOUT
+# bounds the tests section in seconds (default 420).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="${PWD}/src${PYTHONPATH:+:${PYTHONPATH}}"
+py="${PYTHON:-python3}"
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(tests table)
-python - <<'PY'
+"${py}" - <<'PY'
 import torch
 
 if not torch.cuda.is_available():
@@ -23,8 +28,15 @@ status=0
 for section in "${sections[@]}"; do
   echo "== ${section}"
   case "${section}" in
-    tests) python -m pytest -q -rs tests/test_device.py tests/test_graphs.py tests/test_rnx.py -k "cuda or gpu" || status=$? ;;
-    table) python benchmarks/gpu_check.py --device cuda --threads "$(nproc)" || status=$? ;;
+    tests)
+      if ! "${py}" -c "import sys; sys.path.insert(0, 'tests'); from conftest import DATA; \
+raise SystemExit(0 if (DATA / 'mouse_bladder_2100.h5ad').exists() else f'{DATA}/mouse_bladder_2100.h5ad is missing: set SCLATENT_TEST_DATA to the folder of the labelled data sets')"; then
+        status=1
+        continue
+      fi
+      timeout "${GPU_CHECK_TEST_TIMEOUT:-420}" "${py}" -m pytest -q -rs -p no:cacheprovider \
+        tests/test_device.py tests/test_graphs.py tests/test_rnx.py -k "cuda or gpu" || status=$? ;;
+    table) "${py}" benchmarks/gpu_check.py --device cuda --threads "$(nproc)" || status=$? ;;
     *) echo "gpu_check: unknown section ${section} (tests, table)" >&2; exit 2 ;;
   esac
 done

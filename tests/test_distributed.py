@@ -97,6 +97,27 @@ def test_bad_environment_or_missing_peer_fails_fast(monkeypatch, env, message):
     assert time.perf_counter() - start < 30
 
 
+@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("auto", "nccl")])
+def test_the_backend_follows_the_training_device(monkeypatch, device, backend):
+    # on a machine with a GPU, CPU training (torchrun ... --device cpu) still needs gloo: NCCL moves
+    # CUDA tensors only
+    import torch.distributed as dist
+
+    from sclatent._core import distributed
+
+    env = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    joined = []
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed.torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kwargs: joined.append(backend))
+    assert distributed.init_from_env(device)
+    assert joined == [backend]
+
+
 def test_cli_reports_a_missing_peer_in_one_line(tmp_path):
     env = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     done = subprocess.run(

@@ -66,7 +66,7 @@ def test_cuda_graphs_repeat_themselves_and_match_eager_quality(
     bladder_counts, monkeypatch, recorded, caplog, extra
 ):
     adata = bladder_counts[:1024].copy()
-    kwargs = {"likelihood": "zinb", "epochs": 15, "early_stopping": False, "progress": False, **extra}
+    kwargs = {"likelihood": "zinb", "epochs": 40, "early_stopping": False, "progress": False, **extra}
     eager = sl.models.SCVAE(device="cuda", **kwargs).fit(adata)
     monkeypatch.setitem(graphs.DEFAULTS, "cuda_graphs", True)
     with caplog.at_level(logging.WARNING, logger="sclatent"):
@@ -76,7 +76,7 @@ def test_cuda_graphs_repeat_themselves_and_match_eager_quality(
     np.testing.assert_array_equal(graphed.transform(adata), again.transform(adata))
     assert np.isfinite(graphed.transform(adata)).all()
     # other random numbers than the eager run: the same quality, not the same numbers
-    assert abs(graphed.elbo(adata) - eager.elbo(adata)) < 0.02 * abs(eager.elbo(adata))
+    assert abs(graphed.elbo(adata) - eager.elbo(adata)) < 0.03 * abs(eager.elbo(adata))
 
 
 @cuda

@@ -244,7 +244,8 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
         check_output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
     if args.threads is not None:
         torch.set_num_threads(Integer(minimum=1)("--threads", args.threads))
-    distributed = init_from_env()  # under torchrun: one process per shard of cells
+    # under torchrun: one process per shard of cells
+    distributed = init_from_env(options.get("device", "auto"))
     try:
         adata = read_anndata(args.input, backed=args.backed)
         _tools()[args.command].function(adata, **options)

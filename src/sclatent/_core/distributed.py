@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .device import resolve_device
+
 #: Seconds a rank waits for the others, at start-up and at every step, before failing: a missing or
 #: crashed peer stops the rest with an error instead of a hang (``sl.settings.distributed_timeout``;
 #: the environment variable ``SCLATENT_DISTRIBUTED_TIMEOUT`` sets the default, e.g. for the CLI).
@@ -60,12 +62,13 @@ def rank_and_size() -> tuple[int, int]:
     return 0, 1
 
 
-def init_from_env() -> bool:
+def init_from_env(device: str | torch.device = "auto") -> bool:
     """Join the process group torchrun describes in the environment (``WORLD_SIZE`` > 1).
 
     ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` are checked before any rendezvous;
     a peer that does not arrive within :func:`timeout_seconds` gives a :class:`DistributedSetupError`.
-    Uses NCCL when CUDA is available and gloo otherwise. Returns whether a group is active.
+    Uses NCCL when the processes train on CUDA (``device``, resolved as the models resolve it) and
+    gloo otherwise, also on a machine with a GPU. Returns whether a group is active.
     """
     if dist.is_initialized():
         return True
@@ -87,7 +90,7 @@ def init_from_env() -> bool:
         msg = f"WORLD_SIZE={world_size} but {' and '.join(missing)} unset; launch with torchrun."
         raise DistributedSetupError(msg)
     address = f"{os.environ['MASTER_ADDR']}:{_env_int('MASTER_PORT', None)}"
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(_env_int("LOCAL_RANK", 0) % torch.cuda.device_count())
     timeout = timeout_seconds()
