@@ -102,25 +102,17 @@ def main() -> None:
         speed, elbo = results[key]
         return f"{speed:,.0f} cells/s (ELBO {elbo:.2f})"
 
-    def graphed(data, eager: tuple[float, float] | None, **settings) -> str:
-        sl.settings.cuda_graphs = True
+    def with_setting(name: str, value, data, without: tuple[float, float] | None, **settings) -> str:
+        """A fit with ``sl.settings.<name> = value``, against the same fit without it."""
+        default = getattr(sl.settings, name)
+        setattr(sl.settings, name, value)
         try:
             speed, elbo = scvae_case(data, device, epochs, **settings)
         finally:
-            sl.settings.cuda_graphs = False
-        if eager is None:
-            return f"{speed:,.0f} cells/s (ELBO {elbo:.2f}; no eager run to compare)"
-        return f"{speed:,.0f} cells/s ({speed / eager[0]:.2f}x; ELBO {elbo:.2f}, {elbo - eager[1]:+.2f})"
-
-    def half_precision(data, eager: tuple[float, float] | None, **settings) -> str:
-        sl.settings.precision = "bfloat16"
-        try:
-            speed, elbo = scvae_case(data, device, epochs, **settings)
-        finally:
-            sl.settings.precision = "float32"
-        if eager is None:
-            return f"{speed:,.0f} cells/s (ELBO {elbo:.2f}; no float32 run to compare)"
-        return f"{speed:,.0f} cells/s ({speed / eager[0]:.2f}x; ELBO {elbo:.2f}, {elbo - eager[1]:+.2f})"
+            setattr(sl.settings, name, default)
+        if without is None:
+            return f"{speed:,.0f} cells/s (ELBO {elbo:.2f}; no run without it to compare)"
+        return f"{speed:,.0f} cells/s ({speed / without[0]:.2f}x; ELBO {elbo:.2f}, {elbo - without[1]:+.2f})"
 
     def rnx(n: int, n_ref: int | None) -> str:
         synchronize(device)
@@ -134,7 +126,11 @@ def main() -> None:
     results: dict[str, tuple[float, float]] = {}
     shape = f"{brain.n_obs:,} x {brain.n_vars:,}, batch 128"
     add("SCVAE zinb, CPU shapes", shape, lambda: fit(brain, results, "small"))
-    add("SCVAE zinb, CPU shapes, CUDA graphs", shape, lambda: graphed(brain, results.get("small")))
+    add(
+        "SCVAE zinb, CPU shapes, CUDA graphs",
+        shape,
+        lambda: with_setting("cuda_graphs", True, brain, results.get("small")),
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "counts.h5ad"
         synthesize(n_large, path)
@@ -145,12 +141,12 @@ def main() -> None:
     add(
         "SCVAE zinb, batch 1,024, bf16",
         shape,
-        lambda: half_precision(large, results.get("large"), **large_settings),
+        lambda: with_setting("precision", "bfloat16", large, results.get("large"), **large_settings),
     )
     add(
         "SCVAE zinb, batch 1,024, CUDA graphs",
         shape,
-        lambda: graphed(large, results.get("large"), **large_settings),
+        lambda: with_setting("cuda_graphs", True, large, results.get("large"), **large_settings),
     )
     try:
         speeds = other_models(brain, epochs, device)
