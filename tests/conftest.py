@@ -27,9 +27,13 @@ def _two_threads():
 
 
 def _shared(name: str) -> Path:
+    """A labelled data set's path; a missing one skips the test, or fails it with SCLATENT_REQUIRE_DATA=1."""
     path = DATA / name
     if not path.exists():
-        pytest.skip(f"{path} is not available")
+        message = f"{path} is not available (set SCLATENT_TEST_DATA to the folder of the labelled data sets)"
+        if os.environ.get("SCLATENT_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
