@@ -24,6 +24,28 @@ def test_gather_matches_scipy_rows_with_repeats_and_empty_rows(csr):
     np.testing.assert_array_equal(source.gather(rows).numpy(), csr[rows.numpy()].toarray())
 
 
+@pytest.mark.parametrize("rows", [[7, 3, 299, 3, 0, 7, 150], [7, 7]])
+def test_positive_entries_are_those_of_the_dense_rows_in_row_major_order(csr, rows):
+    matrix = csr.copy()
+    matrix.data[::9] = 0  # stored zeros
+    rows = torch.tensor(rows)
+    dense, positives = RowSource(matrix, CPU).gather_with_positives(rows)
+    np.testing.assert_array_equal(dense.numpy(), matrix[rows.numpy()].toarray())
+    found_rows, found_cols = (dense > 0).nonzero(as_tuple=True)
+    assert torch.equal(positives.rows, found_rows) and torch.equal(positives.cols, found_cols)
+    assert torch.equal(positives.values, dense[found_rows, found_cols])
+    assert RowSource(matrix.toarray(), CPU).gather_with_positives(rows)[1] is None  # dense input
+
+
+def test_cell_data_adds_positive_entries_only_when_asked(csr):
+    data = CellData(RowSource(csr, CPU))
+    assert "x_positives" not in data.batch(torch.tensor([1, 2]))
+    assert data.batch(torch.tensor([1, 2]), positives=True)["x_positives"].values.shape == (csr[[1, 2]].nnz,)
+    data.target_rows = torch.arange(300).flip(0)
+    batch = data.batch(torch.tensor([1, 2]), positives=True)
+    assert torch.equal(batch["target_positives"].values, torch.from_numpy(csr[[298, 297]].data))
+
+
 def test_gather_of_empty_rows_only(csr):
     out = RowSource(csr, CPU).gather(torch.tensor([7, 7]))
     assert out.shape == (2, 57) and not out.any()
@@ -34,6 +56,9 @@ def test_sparse_matrix_is_not_densified_and_not_modified(csr):
     source = RowSource(csr, CPU)
     assert source.is_sparse
     assert source._values.numel() == csr.nnz
+    # the SciPy view that slices rows on the host shares the tensors' memory
+    assert np.shares_memory(source._host_csr.data, source._values.numpy())
+    assert np.shares_memory(source._host_csr.indices, source._indices.numpy())
     assert (csr != before).nnz == 0
 
 

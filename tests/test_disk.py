@@ -48,6 +48,9 @@ def test_gather_matches_memory_and_holds_one_buffer(backed, path, small_blocks):
     np.testing.assert_allclose(source.row_sums().numpy(), np.asarray(memory.sum(1)).ravel())
     data = CellData(source)
     assert data.batch(torch.tensor([5, 3000]))["x"].shape == (2, 1000)
+    dense, positives = source.gather_with_positives(torch.tensor([5, 3000]))
+    np.testing.assert_array_equal(dense.numpy(), memory[[5, 3000]].toarray())
+    np.testing.assert_array_equal(positives.values.numpy(), memory[[5, 3000]].data)
 
 
 def test_scvae_trains_from_disk_as_well_as_from_memory(backed, path, small_blocks):

@@ -1,10 +1,12 @@
 import mpmath
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from scipy import stats
 
 from sclatent._core import likelihoods as lk
+from sclatent._core.data import RowSource
 
 COUNTS = np.array([0, 1, 2, 5, 17, 100, 1_000, 10_000, 100_000], dtype=np.float64)
 MEANS = np.array([1e-8, 1e-4, 0.1, 1.0, 7.5, 300.0, 1e4, 1e6])
@@ -150,3 +152,29 @@ def test_summed_log_prob_equals_the_element_wise_sum_with_its_gradients(likeliho
     theirs = torch.autograd.grad((reference * weights).sum(), inputs)
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "nb", "zip", "zinb"])
+def test_positive_entries_from_the_sparse_rows_give_the_same_sum_and_gradients(likelihood):
+    """A batch gathered with its positive entries (RowSource.gather_with_positives) sums the same."""
+    rng = np.random.default_rng(1)
+    counts = rng.negative_binomial(2, 0.6, (64, 300)) * (rng.random((64, 300)) < 0.2)
+    matrix = sp.csr_matrix(counts.astype(np.float64))
+    matrix.data[:5] = 0  # stored zeros are not positive entries
+    x, positives = RowSource(matrix, torch.device("cpu"), torch.float64).gather_with_positives(
+        torch.arange(64)
+    )
+    params = {
+        "log_mu": torch.from_numpy(rng.normal(0, 1.5, (64, 300))).requires_grad_(),
+        "log_theta": torch.from_numpy(rng.normal(1, 1, 300)).requires_grad_(),
+        "pi_logits": torch.from_numpy(rng.normal(-1, 1, (64, 300))).requires_grad_(),
+    }
+    has_theta, has_pi = lk.COUNT_LIKELIHOODS[likelihood]
+    needed = {"log_theta": has_theta, "pi_logits": has_pi}
+    params = {key: value for key, value in params.items() if needed.get(key, True)}
+    given = lk.log_prob_sum(likelihood, x, params, positives)
+    found = lk.log_prob_sum(likelihood, x, params)
+    assert torch.equal(given, found)  # the same entries in the same order: the same numbers
+    inputs = list(params.values())
+    gradients = torch.autograd.grad(given.sum(), inputs), torch.autograd.grad(found.sum(), inputs)
+    assert all(torch.equal(a, b) for a, b in zip(*gradients, strict=True))

@@ -3,8 +3,14 @@ import pytest
 import torch
 from torch import nn
 
-from sclatent._core.data import CellData, RowSource
-from sclatent._core.training import TrainingConfig, TrainingDivergedError, predict, train
+from sclatent._core.data import CellData, MinibatchSampler, RowSource
+from sclatent._core.training import (
+    TrainingConfig,
+    TrainingDivergedError,
+    optimisation_step,
+    predict,
+    train,
+)
 
 
 class Regression(nn.Module):
@@ -89,3 +95,20 @@ def test_best_weights_are_restored_and_predict_keeps_order(data):
     out = predict(lambda b: b["x"][:, 0], data, batch_size=100)
     np.testing.assert_array_equal(out, data.x._dense[:, 0].numpy())
     assert not module.training
+
+
+@pytest.mark.parametrize("grad_clip", [1e-3, 1e6])  # every step clipped / none
+def test_optimisation_step_clips_as_clip_grad_norm_does(data, grad_clip):
+    """The CPU step scales gradients only where clipping changes them: the same numbers as torch's."""
+    ours, reference = Regression(4), Regression(4)
+    reference.load_state_dict(ours.state_dict())
+    adams = [torch.optim.Adam(m.parameters(), lr=0.01, fused=True) for m in (ours, reference)]
+    for rows in MinibatchSampler(np.arange(512), 64):
+        batch = data.batch(rows)
+        optimisation_step(ours.loss, batch, 1.0, adams[0], grad_clip)
+        adams[1].zero_grad()
+        reference.loss(batch)["loss"].backward()
+        nn.utils.clip_grad_norm_(list(reference.parameters()), grad_clip)
+        adams[1].step()
+        for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+            assert torch.equal(a, b) and torch.equal(a.grad, b.grad)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,14 @@ def _home_device(nbytes: int, device: torch.device) -> torch.device:
         return device
     free, _ = torch.cuda.mem_get_info(device)
     return device if nbytes <= _GPU_MEMORY_SHARE * free else torch.device("cpu")
+
+
+class Positives(NamedTuple):
+    """The positive entries of a dense minibatch, in row-major order (as ``(x > 0).nonzero()``)."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
 
 
 class RowSource:
@@ -66,6 +75,12 @@ class RowSource:
             self._indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=home)
             # cast on the host: the device holds only the float32 copy that its budget counts
             self._values = torch.as_tensor(csr.data).to(dtype).to(home)
+            # on the host, SciPy slices rows several times faster than tensor indexing; this view
+            # shares the arrays above (its int32 row pointers need under 2**31 stored entries)
+            self._host_csr = None
+            if home.type == "cpu" and csr.nnz < 2**31:
+                arrays = (self._values.numpy(), self._indices.numpy(), indptr.astype(np.int32))
+                self._host_csr = sp.csr_matrix(arrays, shape=self.shape, copy=False)
         else:
             array = np.ascontiguousarray(matrix)  # torch needs positive strides
             home = _home_device(array.size * 4, device)
@@ -86,8 +101,29 @@ class RowSource:
         rows = rows.to(self.home, non_blocking=True)
         if not self.is_sparse:
             return self._dense[rows].to(self.device, non_blocking=True)
-        out = gather_csr_rows(self._indptr, self._indices, self._values, rows, self.shape[1], total=total)
+        if self._host_csr is not None:
+            out = torch.from_numpy(self._host_csr[rows.numpy()].toarray())
+        else:
+            out = gather_csr_rows(self._indptr, self._indices, self._values, rows, self.shape[1], total=total)
         return out.to(self.device, non_blocking=True)
+
+    def gather_with_positives(self, rows: torch.Tensor) -> tuple[torch.Tensor, Positives | None]:
+        """:meth:`gather`, and for a sparse matrix batched on the CPU its positive entries too.
+
+        The entries come from the same rows of the sparse matrix, which saves the count likelihoods
+        a search of the dense batch (:func:`~sclatent._core.likelihoods.log_prob_sum`); None where
+        the batch is not gathered that way (dense matrices, GPU batches).
+        """
+        if not self.is_sparse or self._host_csr is None or self.device.type != "cpu":
+            return self.gather(rows), None
+        part = self._host_csr[rows.cpu().numpy()]
+        row_of_entry = np.repeat(np.arange(part.shape[0]), np.diff(part.indptr))
+        cols, values = part.indices.astype(np.int64), part.data
+        positive = values > 0  # stored zeros (or negatives) are not positive entries
+        if not positive.all():
+            row_of_entry, cols, values = row_of_entry[positive], cols[positive], values[positive]
+        found = Positives(*(torch.from_numpy(a) for a in (row_of_entry, cols, values)))
+        return torch.from_numpy(part.toarray()), found
 
     def sampler(
         self,
@@ -199,22 +235,33 @@ class CellData:
     def __len__(self) -> int:
         return len(self.x)
 
-    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, rows: torch.Tensor, *, positives: bool = False) -> dict[str, torch.Tensor]:
         """Tensors of the given cells: ``"x"`` (dense) plus every per-cell tensor.
 
         With :attr:`target_rows` set, also the targets' rows, ``"target"``, and their per-cell tensors,
-        ``"target_<name>"``.
+        ``"target_<name>"``. With ``positives``, also ``"x_positives"`` (and ``"target_positives"``),
+        the :class:`Positives` of the batch, where the source finds them as it gathers
+        (:meth:`RowSource.gather_with_positives`): their number varies from batch to batch, so
+        compiled and CUDA-graph steps go without.
         """
         host_rows = rows.cpu()
         rows = host_rows.to(self.x.device, non_blocking=True)
         out = {key: value[rows] for key, value in self.obs.items()}
-        out["x"] = self.x.gather(host_rows)
+        self._gather_into(out, "x", host_rows, positives)
         if self.target_rows is not None:
             host_targets = self.target_rows.cpu()[host_rows]
             targets = host_targets.to(self.x.device, non_blocking=True)
-            out["target"] = self.x.gather(host_targets)
+            self._gather_into(out, "target", host_targets, positives)
             out.update({f"target_{key}": value[targets] for key, value in self.obs.items()})
         return out
+
+    def _gather_into(self, out: dict, key: str, rows: torch.Tensor, positives: bool) -> None:
+        if not positives:
+            out[key] = self.x.gather(rows)
+            return
+        out[key], found = self.x.gather_with_positives(rows)
+        if found is not None:
+            out[f"{key}_positives"] = found
 
 
 class MinibatchSampler:

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data import RowSource
+from .data import Positives, RowSource
 
 #: Rows per block read from disk, and blocks per in-memory buffer (about 65,000 cells); changed
 #: through ``sl.settings``.
@@ -104,14 +104,23 @@ class DiskRowSource:
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Dense ``(len(rows), n_features)`` tensor of the given rows, read from disk when not buffered."""
+        positions = self._buffered(rows)  # first: it may replace the buffer
+        return self._buffer.gather(positions)
+
+    def gather_with_positives(self, rows: torch.Tensor) -> tuple[torch.Tensor, Positives | None]:
+        """As :meth:`RowSource.gather_with_positives`, read from disk when not buffered."""
+        positions = self._buffered(rows)
+        return self._buffer.gather_with_positives(positions)
+
+    def _buffered(self, rows: torch.Tensor) -> torch.Tensor:
+        """The buffer's rows of the given rows, loading their blocks when they are not buffered."""
         rows = rows.cpu()
         blocks = torch.div(rows, self.block_rows, rounding_mode="floor")
         if (self._start[blocks] < 0).any():  # sequential passes: this block and the next ones
             needed = torch.unique(blocks)
             ahead = range(int(needed.min()), min(int(needed.min()) + self.buffer_blocks, self.n_blocks))
             self.load(sorted(set(needed.tolist()) | set(ahead)))
-        positions = self._start[blocks] + rows % self.block_rows
-        return self._buffer.gather(positions)
+        return self._start[blocks] + rows % self.block_rows
 
     def row_sums(self) -> torch.Tensor:
         """Per-row totals (e.g. library sizes) as a float64 tensor, read block by block."""

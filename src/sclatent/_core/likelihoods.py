@@ -8,11 +8,15 @@ Each function returns element-wise log-probabilities with the broadcast shape of
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .validation import check_choice
+
+if TYPE_CHECKING:
+    from .data import Positives
 
 #: The count likelihoods and whether each has an inverse dispersion and a zero-inflation part.
 COUNT_LIKELIHOODS = {
@@ -109,7 +113,12 @@ def log_prob(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) 
     return zinb_log_prob(x, params["log_mu"], params["log_theta"], params["pi_logits"])
 
 
-def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+def log_prob_sum(
+    likelihood: str,
+    x: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    positives: Positives | None = None,
+) -> torch.Tensor:
     """``log_prob(likelihood, x, params).sum(-1)``, faster for a ``(n_cells, n_genes)`` batch on CPU.
 
     A count's log-probability at zero needs no log-gamma: ``lgamma(x + theta) - lgamma(theta)`` and
@@ -127,6 +136,10 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
         Observations, ``(n_cells, n_genes)``.
     params
         Decoder outputs, as for :func:`log_prob`; ``log_theta`` per gene.
+    positives
+        The positive entries of ``x`` in row-major order, where the caller has them (a minibatch
+        gathered from a sparse matrix: :meth:`~sclatent._core.data.RowSource.gather_with_positives`);
+        else they are found in ``x``.
 
     Returns
     -------
@@ -144,8 +157,11 @@ def log_prob_sum(likelihood: str, x: torch.Tensor, params: dict[str, torch.Tenso
         or (log_theta is not None and log_theta.dim() != 1)
     ):
         return log_prob(likelihood, x, params).sum(-1)
-    rows, cols = (x > 0).nonzero(as_tuple=True)
-    counts = x[rows, cols]
+    if positives is None:
+        rows, cols = (x > 0).nonzero(as_tuple=True)
+        counts = x[rows, cols]
+    else:
+        rows, cols, counts = positives
     zeros = torch.zeros(x.shape[0], dtype=params["log_mu"].dtype, device=x.device)
 
     def at_nonzero(values: torch.Tensor) -> torch.Tensor:

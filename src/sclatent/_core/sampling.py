@@ -111,10 +111,11 @@ class SamplingAutoencoder(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor], kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Reconstruction loss of ``batch["target"]`` (the input itself when absent) from the input."""
-        target = batch.get("target", batch["x"])
+        key = "target" if "target" in batch else "x"
+        target = batch[key]
         z = self.encode(batch["x"])
         if not self.is_count:
             return {"loss": (self.decoder(z)["mean"] - target).square().mean()}
         log_library = batch.get("target_log_library", batch.get("log_library"))
         params = self.decoder(z, log_library)
-        return {"loss": -log_prob_sum(self.loss_name, target, params).mean()}
+        return {"loss": -log_prob_sum(self.loss_name, target, params, batch.get(f"{key}_positives")).mean()}

@@ -157,7 +157,7 @@ def train(
         n_batches = 0
         for rows in sampler:
             kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-            total += take_step(data.batch(rows), kl_weight)
+            total += take_step(data.batch(rows, positives=not (compiled or graphed)), kl_weight)
             step += 1
             n_batches += 1
         train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
@@ -200,13 +200,18 @@ def optimisation_step(
     Nothing here waits for a GPU, so the host queues the next step while the device runs this one,
     and a CUDA graph can record the step (:class:`~.graphs.GraphedSteps`).
     """
-    with network_autocast(batch["x"].device):
+    device = batch["x"].device
+    with network_autocast(device):
         loss = step_loss(batch, kl_weight)["loss"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip is not None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        nn.utils.clip_grad_norm_(params, grad_clip)
+        norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        # clip_grad_norm_ in two halves: a CPU reads the norm at no cost and skips the scaling
+        # where it would multiply by 1; a GPU scales without waiting for the norm
+        if device.type != "cpu" or not float(norm) + 1e-6 <= grad_clip:  # NaN scales, as there
+            nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
     optimizer.step()
     return loss.detach()
 
@@ -236,7 +241,7 @@ def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size:
     mine = np.sort(indices[rank::world_size])
     sampler = MinibatchSampler(mine, max(batch_size, 1024))
     for rows in sampler:
-        for key, value in module.loss(data.batch(rows), 1.0).items():
+        for key, value in module.loss(data.batch(rows, positives=True), 1.0).items():
             sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
     keys = sorted(sums)
     totals = torch.stack([torch.as_tensor(sums[k], device=data.x.device) for k in keys])

@@ -130,7 +130,7 @@ class CountVAE(nn.Module):
         mean, log_var = self.posterior(x, covariate)
         z = reparameterize(mean, log_var)
         params = self.decode(z, batch.get("log_library"), covariate)
-        reconstruction = log_prob_sum(self.likelihood, x, params)
+        reconstruction = log_prob_sum(self.likelihood, x, params, batch.get("x_positives"))
         loss_extra = torch.zeros_like(reconstruction)
         if self.mixture is not None:
             labels, anchor = batch.get("label"), batch.get("anchor")
