@@ -33,7 +33,7 @@ import time
 import torch
 
 import sclatent as sl
-from sclatent._core.data import RowSource
+from sclatent._core.data import CellData, RowSource
 from sclatent._core.device import resolve_device
 
 SETTINGS = {"likelihood": "zinb", "n_latent": 10, "hidden": (128,), "batch_size": 128}
@@ -50,11 +50,8 @@ def ceiling(model: sl.models.SCVAE, adata, device: torch.device, steps: int = 30
     torch.manual_seed(0)
     module = model._build_module().to(device).train()
     source = RowSource(adata.X, device)
-    rows = torch.arange(SETTINGS["batch_size"])
-    x, positives = source.gather_with_positives(rows)
-    batch = {"x": x, "log_library": source.row_sums()[rows.to(source.home)].clamp_min(1).log().float()}
-    if positives is not None:
-        batch["x_positives"] = positives
+    data = CellData(source, {"log_library": source.row_sums().clamp_min(1).log().float()})
+    batch = data.batch(torch.arange(SETTINGS["batch_size"]), positives=True)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-6, fused=True)
 
     def step() -> None:

@@ -60,6 +60,7 @@ class RowSource:
         self.dtype = dtype
         self.shape: tuple[int, int] = (int(matrix.shape[0]), int(matrix.shape[1]))
         self.is_sparse = sp.issparse(matrix)
+        self._host_csr: sp.csr_matrix | None = None
         if self.is_sparse:
             csr = sp.csr_matrix(matrix)  # no copy when already CSR
             if not csr.has_canonical_format:
@@ -77,7 +78,6 @@ class RowSource:
             self._values = torch.as_tensor(csr.data).to(dtype).to(home)
             # on the host, SciPy slices rows several times faster than tensor indexing; this view
             # shares the arrays above (its int32 row pointers need under 2**31 stored entries)
-            self._host_csr = None
             if home.type == "cpu" and csr.nnz < 2**31:
                 arrays = (self._values.numpy(), self._indices.numpy(), indptr.astype(np.int32))
                 self._host_csr = sp.csr_matrix(arrays, shape=self.shape, copy=False)
@@ -114,7 +114,7 @@ class RowSource:
         a search of the dense batch (:func:`~sclatent._core.likelihoods.log_prob_sum`); None where
         the batch is not gathered that way (dense matrices, GPU batches).
         """
-        if not self.is_sparse or self._host_csr is None or self.device.type != "cpu":
+        if self._host_csr is None or self.device.type != "cpu":
             return self.gather(rows), None
         part = self._host_csr[rows.cpu().numpy()]
         row_of_entry = np.repeat(np.arange(part.shape[0]), np.diff(part.indptr))
