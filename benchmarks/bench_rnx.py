@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from sclatent._core.device import resolve_device
-from sclatent._core.rnx import rnx_curves
+from sclatent._core.metrics.rnx_curves import rnx_curves
+from sclatent._core.runtime.device import resolve_device
 
 GiB = 1024**3
 

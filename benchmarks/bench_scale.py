@@ -63,7 +63,7 @@ def run_case(path: str, backed: bool, threads: int) -> dict:
     import torch
 
     import sclatent as sl
-    from sclatent._core.distributed import init_from_env, rank_and_size
+    from sclatent._core.runtime.distributed import init_from_env, rank_and_size
 
     torch.set_num_threads(threads)
     distributed = init_from_env()

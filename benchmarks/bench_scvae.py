@@ -34,7 +34,7 @@ import torch
 
 import sclatent as sl
 from sclatent._core.data import CellData, RowSource
-from sclatent._core.device import resolve_device
+from sclatent._core.runtime.device import resolve_device
 
 SETTINGS = {"likelihood": "zinb", "n_latent": 10, "hidden": (128,), "batch_size": 128}
 
@@ -94,7 +94,7 @@ def run_sclatent(adata, epochs: int, device: torch.device):
 
 def time_mixture_start() -> list[float]:
     """From now on, the seconds of every GMVAE start (principal components and clustering), in a list."""
-    import sclatent.models._scvae as scvae_module
+    from sclatent.models._scvae import mixture_schedule as scvae_module
 
     seconds: list[float] = []
 

@@ -40,7 +40,7 @@ import sclatent as sl
 from bench_rnx import run_case as rnx_case
 from bench_scale import synthesize
 from bench_scvae import OTHER_MODELS, SETTINGS, other_models, synchronize, timed_fit
-from sclatent._core.device import resolve_device
+from sclatent._core.runtime.device import resolve_device
 
 #: Targets of the speed issue on an H100 (None: none set).
 TARGETS = {

@@ -29,7 +29,7 @@ for section in "${sections[@]}"; do
   echo "== ${section}"
   case "${section}" in
     tests) SCLATENT_REQUIRE_DATA=1 timeout "${GPU_CHECK_TEST_TIMEOUT:-420}" "${py}" -m pytest -q -rs \
-      -p no:cacheprovider tests/test_device.py tests/test_graphs.py tests/test_rnx.py -k "cuda or gpu" \
+      -p no:cacheprovider tests/core/runtime/test_device.py tests/core/train/test_cuda_graphs.py tests/core/metrics/test_rnx_curves.py -k "cuda or gpu" \
       || status=$? ;;
     table) "${py}" benchmarks/gpu_check.py --device cuda --threads "$(nproc)" || status=$? ;;
     *) echo "gpu_check: unknown section ${section} (tests, table)" >&2; exit 2 ;;

@@ -1,20 +1,56 @@
-import subprocess
-import sys
-from pathlib import Path
+"""Parameter paragraphs written once (sclatent._docs) and where they are filled in."""
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+import inspect
+
+import pytest
+
+import sclatent as sl
+from sclatent._docs import PARAMETERS, fill, parameter_section, shared_parameters
 
 
-def test_docs_build_without_warnings(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    api = (tmp_path / "generated" / "sclatent.tl.rnx.html").read_text()
-    assert "n_ref" in api
-    assert (tmp_path / "metrics.html").exists()
-    assert "Which model when" in (tmp_path / "models.html").read_text()
-    for name in ("scvae", "groupenc", "ae_sampling"):  # the tutorials, rendered from tutorials/
-        assert (tmp_path / "tutorials" / f"{name}.html").read_text().count("cell_input") >= 3
+def test_placeholders_become_indented_entries_and_unknown_ones_fail():
+    doc = "Summary.\n\n    Parameters\n    ----------\n    own\n        Its own text.\n    {lr}\n"
+    doc += "    {stopping}\n"
+    filled = fill(doc, {})
+    assert "    lr\n        Adam learning rate.\n" in filled
+    assert filled.index("early_stopping") < filled.index("patience") < filled.index("progress")
+    assert "{" not in filled
+    assert fill("    {own}\n", {"own": "own\n    Given."}) == "    own\n        Given.\n"
+    with pytest.raises(KeyError):
+        fill("    {no_such_parameter}\n", {})
+
+
+def test_a_decorated_function_documents_the_shared_paragraph():
+    @shared_parameters
+    def tool(batch_size: int = 1):
+        """Do it.
+
+        Parameters
+        ----------
+        {batch_size}
+        """
+
+    assert parameter_section(tool) == f"batch_size\n    {PARAMETERS['batch_size']}"
+
+
+def test_each_paragraph_is_written_once_and_reaches_models_tools_and_the_command_line():
+    from sclatent.cli import build_parser
+
+    text = PARAMETERS["validation_fraction"]
+    for documented in (
+        sl.models.SCVAE,
+        sl.models.GroupEnc,
+        sl.models.SamplingAE,
+        sl.tl.scvae,
+        sl.tl.groupenc,
+    ):
+        assert inspect.getdoc(documented).count(text) == 1
+    sub = build_parser().get_default("sub_commands")["groupenc"]
+    helps = {action.dest: action.help for action in sub._actions}
+    assert helps["validation_fraction"].startswith(text.rstrip("."))
+    assert helps["gamma"].startswith("Cells per group")  # the model's own paragraph
+
+
+def test_a_docstring_without_parameters_cannot_be_shared():
+    with pytest.raises(ValueError, match="no Parameters section"):
+        parameter_section(len)

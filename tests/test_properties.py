@@ -256,7 +256,7 @@ def test_latent_accuracy_property(adata, drawn):
     seed=st.integers(0, 2**16),
 )
 def test_rnx_core_gives_one_curve_for_every_storage(n, dim, storage, duplicates, seed):
-    from sclatent._core.rnx import rnx_curves
+    from sclatent._core.metrics.rnx_curves import rnx_curves
 
     rng = np.random.default_rng(seed)
     reference = rng.poisson(1, (n, dim)).astype(np.float64)

@@ -6,7 +6,7 @@ import pytest
 import scanpy as sc
 
 import sclatent as sl
-from sclatent._core.validation import Integer, Integers, Key, Real, seed
+from sclatent._validation import Integer, Integers, Key, Real, seed
 from sclatent.cli import main
 
 TINY = {"epochs": 1, "progress": False, "batch_size": 16}

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._core.disk import is_on_disk, row_blocks
+from ._core.data import row_blocks
 
 Matrix = np.ndarray | sp.csr_matrix | sp.csc_matrix
 
@@ -26,6 +26,19 @@ class MissingKeyError(KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+def is_on_disk(matrix: object) -> bool:
+    """Whether ``matrix`` is an on-disk array of a backed AnnData (sparse dataset or HDF5 dataset)."""
+    from anndata.abc import CSCDataset, CSRDataset
+
+    if isinstance(matrix, CSRDataset | CSCDataset):
+        return True
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py comes with anndata
+        return False
+    return isinstance(matrix, h5py.Dataset)
 
 
 def check_anndata(adata: object, *, path_allowed: bool = False) -> None:

@@ -7,6 +7,7 @@ full, interrupted) leaves the input and any previous output byte for byte as the
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -240,3 +241,14 @@ def _isolated(write: Callable[[], None], what: str) -> None:
             reason = f"{reason}; HDF5: {hdf5[-1]}"
         msg = f"{what} failed, nothing was written: {reason}"
         raise OSError(msg)
+
+
+def versions() -> dict[str, str]:
+    """Versions of sclatent and the libraries that shape its results."""
+    out = {}
+    for name in ("sclatent", "torch", "anndata", "numpy", "scanpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out

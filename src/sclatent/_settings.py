@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ._core import compilation, disk, distributed, graphs, precision
-from ._core.validation import Choice, Integer, Real, flag, flag_or_auto
+from ._core.data import disk
+from ._core.runtime import distributed, precision
+from ._core.train import compilation, cuda_graphs
+from ._validation import Choice, Integer, Real, flag, flag_or_auto
 
 
 class Settings:
@@ -74,11 +76,11 @@ class Settings:
 
     @property
     def cuda_graphs(self) -> bool:
-        return graphs.DEFAULTS["cuda_graphs"]
+        return cuda_graphs.DEFAULTS["cuda_graphs"]
 
     @cuda_graphs.setter
     def cuda_graphs(self, value: bool) -> None:
-        graphs.DEFAULTS["cuda_graphs"] = flag("sl.settings.cuda_graphs", value)
+        cuda_graphs.DEFAULTS["cuda_graphs"] = flag("sl.settings.cuda_graphs", value)
 
     @property
     def precision(self) -> str:

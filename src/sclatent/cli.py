@@ -14,13 +14,13 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._core.validation import Choice, Choices, Integer
+from ._validation import Choice, Choices, Integer
 
 USAGE_ERROR = 2
 #: Exit code after Ctrl-C, as shells report SIGINT.
@@ -31,30 +31,16 @@ _FIXED = {"adata", "copy"}
 _CLI_ONLY = {"command", "input", "output", "threads", "plot", "backed", "sub_commands"}
 
 
-class Tool(typing.NamedTuple):
-    """A sub-command: its ``tl`` function, where its options are documented, and their checks."""
-
-    function: Callable[..., Any]
-    documented_by: tuple[Any, ...]
-    checks: Mapping[str, Any]
-
-
-def _tools() -> dict[str, Tool]:
-    """Each sub-command's tool."""
-    from . import models, tl
-    from ._core.validation import TRAINING
-    from .tl._latent_accuracy import _CHECKS as LATENT_ACCURACY
-    from .tl._rnx import _CHECKS as RNX
-
-    def model_tool(function: Callable[..., Any], model: type[models.BaseModel]) -> Tool:
-        return Tool(function, (function, model), TRAINING | model.checks)
+def _tools() -> dict[str, Callable[..., Any]]:
+    """Each sub-command's ``tl`` function; its docstring documents the options, ``.checks`` checks them."""
+    from . import tl
 
     return {
-        "scvae": model_tool(tl.scvae, models.SCVAE),
-        "groupenc": model_tool(tl.groupenc, models.GroupEnc),
-        "ae-sampling": model_tool(tl.ae_sampling, models.SamplingAE),
-        "rnx": Tool(tl.rnx, (tl.rnx,), RNX),
-        "latent-accuracy": Tool(tl.latent_accuracy, (tl.latent_accuracy,), LATENT_ACCURACY),
+        "scvae": tl.scvae,
+        "groupenc": tl.groupenc,
+        "ae-sampling": tl.ae_sampling,
+        "rnx": tl.rnx,
+        "latent-accuracy": tl.latent_accuracy,
     }
 
 
@@ -97,20 +83,17 @@ def _option(
     parser.add_argument(flag, type=_none_or(kind) if type(None) in args else kind, **how)
 
 
-def _parameter_docs(*owners: Any) -> dict[str, str]:
-    """Each parameter's description in numpydoc docstrings, as plain text (the first owner wins)."""
-    docs: dict[str, str] = {}
-    for owner in reversed(owners):
-        found: dict[str, str] = {}
-        names: list[str] = []
-        for line in inspect.getdoc(owner).splitlines():
-            if line.startswith("    ") and names:
-                for name in names:
-                    found[name] = f"{found.get(name, '')} {line.strip()}".strip()
-            else:
-                names = [n.strip() for n in line.split(",")] if line and " " not in line.strip(", ") else []
-        docs.update({name: _plain(text) for name, text in found.items()})
-    return docs
+def _parameter_docs(function: Callable[..., Any]) -> dict[str, str]:
+    """Each parameter's description in a numpydoc docstring, as plain text."""
+    found: dict[str, str] = {}
+    names: list[str] = []
+    for line in inspect.getdoc(function).splitlines():
+        if line.startswith("    ") and names:
+            for name in names:
+                found[name] = f"{found.get(name, '')} {line.strip()}".strip()
+        else:
+            names = [n.strip() for n in line.split(",")] if line and " " not in line.strip(", ") else []
+    return {name: _plain(text) for name, text in found.items()}
 
 
 def _plain(text: str) -> str:
@@ -128,14 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parser.set_defaults(sub_commands={})
     for command, tool in _tools().items():
-        summary = inspect.getdoc(tool.function).splitlines()[0]
+        summary = inspect.getdoc(tool).splitlines()[0]
         sub = commands.add_parser(command, help=summary, description=summary)
         parser.get_default("sub_commands")[command] = sub
         sub.add_argument("input", metavar="IN", help="input AnnData (.h5ad or .zarr)")
         sub.add_argument("output", metavar="OUT", help="output AnnData (.h5ad or .zarr)")
-        hints = typing.get_type_hints(tool.function)
-        docs = _parameter_docs(*tool.documented_by)
-        for name, parameter in inspect.signature(tool.function).parameters.items():
+        hints = typing.get_type_hints(tool)
+        docs = _parameter_docs(tool)
+        for name, parameter in inspect.signature(tool).parameters.items():
             if name in _FIXED:
                 continue
             check = tool.checks.get(name)
@@ -233,7 +216,7 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     import torch
     import torch.distributed as dist
 
-    from ._core.distributed import init_from_env, rank_and_size
+    from ._core.runtime import init_from_env, rank_and_size
     from ._io import ANNDATA_SUFFIXES, FIGURE_SUFFIXES, check_output_file, read_anndata
 
     # several values arrive as lists; the tools take tuples of scalars
@@ -248,7 +231,7 @@ def run(args: argparse.Namespace, *, decimals: int | None = None) -> None:
     distributed = init_from_env(options.get("device", "auto"))
     try:
         adata = read_anndata(args.input, backed=args.backed)
-        _tools()[args.command].function(adata, **options)
+        _tools()[args.command](adata, **options)
         if rank_and_size()[0] == 0:
             _save(adata, args, decimals)
     finally:
@@ -312,7 +295,7 @@ def pipeline_step(
     decimals
         Decimals kept in ``obsm``.
     """
-    from .models._base import versions
+    from ._io import versions
 
     argv = [command, input_path, f"{prefix}.h5ad", "--threads", str(threads), "--random-state", str(seed)]
     argv += ["--plot", f"{prefix}.png"] if command == "rnx" else ["--no-progress"]
@@ -331,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out, epochs=args.epochs, groupenc_epochs=args.groupenc_epochs, device=args.device)
         return 0
-    from ._core.distributed import DistributedSetupError
-    from ._core.training import TrainingDivergedError
+    from ._core.runtime import DistributedSetupError
+    from ._core.train import TrainingDivergedError
 
     try:
         run(args)

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.validation import Real
+from .._validation import Real
 
 
 def add_batch_effects(

@@ -12,12 +12,14 @@ from torch import nn
 
 from .. import _anndata as io
 from .._core.data import CellData, row_source
-from .._core.sampling import LOSSES, MODES, SamplingAutoencoder, draw_targets
-from .._core.validation import Check, Choice, Real, SeedLike
+from .._core.modules.sampling_autoencoder import LOSSES, MODES, SamplingAutoencoder, draw_targets
+from .._docs import shared_parameters
 from .._logging import logger
+from .._validation import Check, Choice, Real, SeedLike
 from ._base import BaseModel, arguments
 
 
+@shared_parameters
 class SamplingAE(BaseModel):
     """An autoencoder trained to reconstruct a sampled target instead of its input (arXiv 2309.01532).
 
@@ -40,37 +42,19 @@ class SamplingAE(BaseModel):
         their own target and are never drawn as targets.
     p
         Probability, per cell and epoch, of a drawn target (in [0, 1]).
-    n_latent
-        Dimension of the embedding.
+    {n_latent}
     use_rep
         Key of ``adata.obsm`` holding the input (e.g. ``"X_pca"``).
-    layer
-        Layer holding the input (default ``.X``).
-    hidden
-        Hidden widths of the encoder; the decoder mirrors them.
+    {layer}
+    {hidden}
     loss
         ``"mse"``, or for raw counts ``"poisson"``, ``"nb"``, ``"zip"``, ``"zinb"``.
-    dropout
-        Encoder dropout rate.
+    {dropout}
     epochs
         Training epochs.
-    batch_size
-        Cells per minibatch.
-    lr
-        Adam learning rate.
-    early_stopping
-        Stop when the held-out loss stops improving, keeping the best weights.
-    patience
-        Epochs without improvement before early stopping.
-    validation_fraction
-        Share of cells held out to measure the loss.
-    random_state
-        Seed of initialisation, split, shuffling and target draws: an int, None (a fresh seed, recorded
-        in ``uns``) or a NumPy Generator / RandomState (drawn from once).
-    device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    progress
-        Show a progress bar.
+    {batch_size}
+    {lr}
+    {stopping}
     """
 
     tool = "ae_sampling"

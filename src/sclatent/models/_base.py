@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import os
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
@@ -15,10 +14,10 @@ from torch import nn
 
 from .. import _anndata as io
 from .._core.data import CellData
-from .._core.device import resolve_device, seed_everything
-from .._core.training import TrainingConfig, predict, train
-from .._core.validation import TRAINING, Check, check_arguments, check_training_combination, resolve_seed
-from .._io import atomic_path, check_input_file, check_output_file
+from .._core.runtime.device import resolve_device, seed_everything
+from .._core.train.loop import TrainingConfig, predict, train
+from .._io import atomic_path, check_input_file, check_output_file, versions
+from .._validation import TRAINING, Check, check_arguments, check_training_combination, resolve_seed
 
 _FORMAT = "sclatent-model"
 _REGISTRY: dict[str, type[BaseModel]] = {}
@@ -203,7 +202,7 @@ class BaseModel(ABC):
         return self.fitted_.get("random_state", self.params["random_state"])
 
     def _hooks(self, module: nn.Module, data: CellData, rng: np.random.Generator) -> dict[str, Any]:
-        """Extra keyword arguments of :func:`~sclatent._core.training.train` for ``module``."""
+        """Extra keyword arguments of :func:`~sclatent._core.train.loop.train` for ``module``."""
         return {}
 
     def transform(self, adata: AnnData | str | os.PathLike[str]) -> np.ndarray:
@@ -338,14 +337,3 @@ def default_epochs(n_obs: int, most: int = 400) -> int:
     same number of optimisation steps (``most=400``: 8 epochs at 1M cells).
     """
     return int(min(most, max(1, round(most * 20_000 / n_obs))))
-
-
-def versions() -> dict[str, str]:
-    """Versions of sclatent and the libraries that shape its results."""
-    out = {}
-    for name in ("sclatent", "torch", "anndata", "numpy", "scanpy"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out

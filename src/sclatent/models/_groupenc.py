@@ -12,11 +12,12 @@ from torch import nn
 
 from .. import _anndata as io
 from .._core.data import CellData, row_source
-from .._core.groupenc import GroupEncoder
-from .._core.neighbors import graph_indices, knn_indices
-from .._core.training import TrainingConfig
-from .._core.validation import Check, Integer, Real, SeedLike
+from .._core.modules.group_encoder import GroupEncoder
+from .._core.stats.neighbors import graph_indices, knn_indices
+from .._core.train.loop import TrainingConfig
+from .._docs import shared_parameters
 from .._logging import logger
+from .._validation import Check, Integer, Real, SeedLike
 from ._base import BaseModel, arguments
 
 #: Default KL weights: alone the KL term fixes the embedding's scale; with the local term, whose
@@ -31,6 +32,7 @@ KL_WEIGHT, KL_WEIGHT_LOCAL = 1e-4, 1e-6
 NEIGHBOUR_RANK_POWER = 1.0
 
 
+@shared_parameters
 class GroupEnc(BaseModel):
     """Variational encoder trained with GroupEnc's group loss (Novak et al. 2023).
 
@@ -45,13 +47,11 @@ class GroupEnc(BaseModel):
     ----------
     gamma
         Cells per group, 3 <= gamma <= batch_size (4: quartets, as in SQuaD-MDS).
-    n_latent
-        Dimension of the embedding.
+    {n_latent}
     use_rep
         Key of ``adata.obsm`` holding the input (None: ``"X_pca"``; ``"X"`` for ``.X``). The method
         expects normalised, log-transformed, scaled data, typically its 50 principal components.
-    hidden
-        Hidden layer widths of the encoder.
+    {hidden}
     kl_weight
         Weight of the KL term relative to the group loss. It only fixes the scale; larger weights add
         sampling noise that blurs the embedding (on mouse_bladder_2100, 10-d Global SP 0.75 at 1e-4,
@@ -70,23 +70,9 @@ class GroupEnc(BaseModel):
     epochs
         Training epochs; None: 500 up to 20,000 cells, above as many training steps in fewer epochs
         (10 at 1M cells).
-    batch_size
-        Cells per minibatch.
-    lr
-        Adam learning rate.
-    early_stopping
-        Stop when the held-out loss stops improving, keeping the best weights.
-    patience
-        Epochs without improvement before early stopping.
-    validation_fraction
-        Share of cells held out to measure the loss.
-    random_state
-        Seed of initialisation, split, shuffling and sampling: an int, None (a fresh seed, recorded in
-        ``uns``) or a NumPy Generator / RandomState (drawn from once).
-    device
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    progress
-        Show a progress bar.
+    {batch_size}
+    {lr}
+    {stopping}
     """
 
     tool = "groupenc"

@@ -3,69 +3,48 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scanpy as sc
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.validation import SeedLike
 from .._logging import logger
 from ..models import GroupEnc
-from ._utils import fit_and_write
+from ._utils import fit_and_write, model_tool
 
 N_PCS = 50
 
 
+@model_tool(GroupEnc)
 def groupenc(
     adata: AnnData | str | os.PathLike[str],
     *,
-    gamma: int = 4,
-    n_latent: int = 2,
-    use_rep: str | None = None,
-    hidden: Sequence[int] = (32, 64, 128, 32),
-    kl_weight: float | None = None,
-    local_weight: float = 0.0,
-    n_neighbors: int = 15,
-    epochs: int | None = None,
-    batch_size: int = 512,
-    lr: float = 1e-3,
-    early_stopping: bool = False,
-    patience: int = 20,
-    validation_fraction: float = 0.1,
-    random_state: SeedLike = 0,
-    device: str = "auto",
-    progress: bool = True,
     key_added: str | None = None,
     copy: bool = False,
+    **params: Any,
 ) -> AnnData | None:
     """Embed cells with GroupEnc, a variational encoder that preserves global structure.
 
     GroupEnc (Novak et al. 2023) trains an encoder so that, within random groups of ``gamma`` cells,
-    the relative distances in the embedding match those of the input. See
-    :class:`sclatent.models.GroupEnc`.
+    the relative distances in the embedding match those of the input. The model is
+    :class:`sclatent.models.GroupEnc`; its arguments are this function's, ``local_weight=1``
+    keeping neighbourhoods as well as the global layout.
 
     Parameters
     ----------
     adata
         Annotated data: normalised, log-transformed, scaled, with ``obsm["X_pca"]``; or the path
         of an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
-        outputs.
-    gamma, n_latent, use_rep, hidden, kl_weight, local_weight, n_neighbors
-        The model; see :class:`sclatent.models.GroupEnc`. ``local_weight=1`` keeps neighbourhoods
-        as well as the global layout. With ``use_rep=None`` and no ``obsm["X_pca"]``, 50 principal
-        components of ``.X`` are computed by ``sc.pp.pca`` (a warning is logged; a matrix on disk is
-        read into memory for it) and stored as it stores them, ``obsm["X_pca"]``, ``varm["PCs"]``,
-        ``uns["pca"]``, along with the embedding.
-    epochs, batch_size, lr, early_stopping, patience, validation_fraction
-        Training; see :class:`sclatent.models.GroupEnc`.
-    random_state, device, progress
-        Seed, device (``"auto"``: CUDA when available) and progress bar.
+        outputs. With ``use_rep=None`` and no ``obsm["X_pca"]``, 50 principal components of ``.X``
+        are computed by ``sc.pp.pca`` (a warning is logged; a matrix on disk is read into memory
+        for it) and stored as it stores them, ``obsm["X_pca"]``, ``varm["PCs"]``, ``uns["pca"]``,
+        along with the embedding.
+    {model}
     key_added
         Key of the outputs (default ``"groupenc"``): ``obsm["X_<key>"]`` and ``uns[key]``.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -77,11 +56,11 @@ def groupenc(
         ``"params"`` (every argument as used, device, versions) and ``"history"`` (per-epoch
         ``train_loss``, ``val_loss``, ``val_group``, ``val_kl``).
     """
-    model = GroupEnc(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
+    model = GroupEnc(**params)
     pca: list[AnnData] = []
 
     def inputs(opened: AnnData) -> AnnData:
-        if use_rep is not None or "X_pca" in opened.obsm:
+        if params.get("use_rep") is not None or "X_pca" in opened.obsm:
             return opened
         pca.append(_pca(opened, model.params["random_state"]))
         return pca[0]

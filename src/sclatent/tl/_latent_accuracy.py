@@ -6,43 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 from anndata import AnnData
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
-from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from .. import _anndata as io
-from .._core.validation import Choices, Key, Real, SeedLike, check_arguments, flag, resolve_seed, seed
+from .._core.metrics.classifiers import CLASSIFIERS, classifier_scores
+from .._docs import shared_parameters
 from .._logging import logger
-from ._utils import output_target
+from .._validation import Choices, Key, Real, SeedLike, check_arguments, flag, resolve_seed, seed
+from ._utils import output_target, with_checks
 
-
-def _classifier(name: str, random_state: int, n_train: int) -> ClassifierMixin:
-    """The classifiers of the ICRST/TRST paper's evaluation, with settings that need no tuning."""
-    if name == "knn":
-        return KNeighborsClassifier(n_neighbors=min(15, n_train))
-    if name == "logreg":
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    if name == "svm":
-        return make_pipeline(StandardScaler(), SVC())
-    if name == "rf":
-        return RandomForestClassifier(n_estimators=200, random_state=random_state, n_jobs=-1)
-    if name == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(max_iter=1000, random_state=random_state))
-    return GaussianNB()
-
-
-CLASSIFIERS = ("knn", "logreg", "svm", "rf", "mlp", "nb")
-
-
-_CHECKS = {
+CHECKS = {
     "basis": Key(optional=False),
     "labels_key": Key(optional=False),
     "classifiers": Choices(CLASSIFIERS),
@@ -54,6 +27,8 @@ _CHECKS = {
 }
 
 
+@shared_parameters
+@with_checks(CHECKS)
 def latent_accuracy(
     adata: AnnData,
     basis: str,
@@ -97,8 +72,7 @@ def latent_accuracy(
         Seed of the split and of the randomised classifiers (an int, None or a NumPy generator).
     key_added
         Key in ``adata.uns`` (default ``"latent_accuracy"``).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -107,7 +81,7 @@ def latent_accuracy(
     ``"n_test"`` and ``"split"`` (``split_key`` or ``"random"``).
     """
     io.check_anndata(adata)
-    args = check_arguments(locals(), _CHECKS)
+    args = check_arguments(locals(), CHECKS)
     classifiers, random_state = args["classifiers"], resolve_seed(args["random_state"])
     results_key = args["key_added"] or "latent_accuracy"
     io.check_results_key(adata, results_key)
@@ -129,10 +103,7 @@ def latent_accuracy(
             cells, test_size=test_size, random_state=random_state, stratify=stratify
         )
     else:
-        if split_key not in adata.obs:
-            msg = f"split_key={split_key!r} is not a column of adata.obs (columns: {io._keys(adata.obs)})."
-            raise io.MissingKeyError(msg)
-        mask = adata.obs[split_key].to_numpy()
+        mask = io.obs_column(adata, split_key, "split_key").to_numpy()
         if mask.dtype != bool:
             msg = f"adata.obs[{split_key!r}] must be boolean (True: train, False: test); got {mask.dtype}."
             raise TypeError(msg)
@@ -143,13 +114,9 @@ def latent_accuracy(
             f"{len(np.unique(codes[train]))} class(es) among the training cells; at least two of each needed."
         )
         raise ValueError(msg)
-    accuracy, macro_f1 = {}, {}
-    for name in classifiers:
-        model = _classifier(name, random_state, len(train)).fit(embedding[train], codes[train])
-        predicted = model.predict(embedding[test])
-        accuracy[name] = float(accuracy_score(codes[test], predicted))
-        macro_f1[name] = float(f1_score(codes[test], predicted, average="macro"))
-        logger.info("latent_accuracy %s %s: accuracy %.4f", key, name, accuracy[name])
+    accuracy, macro_f1 = classifier_scores(embedding, codes, train, test, classifiers, random_state)
+    for name, value in accuracy.items():
+        logger.info("latent_accuracy %s %s: accuracy %.4f", key, name, value)
     target = output_target(adata, copy=args["copy"], tool="latent_accuracy")
     target.uns.setdefault(results_key, {})[key] = {
         "accuracy": accuracy,

@@ -8,13 +8,14 @@ import numpy as np
 from anndata import AnnData
 
 from .. import _anndata as io
-from .._core.device import resolve_device
-from .._core.rnx import k_grid, rnx_curves
-from .._core.validation import Integer, Key, SeedLike, check_arguments, device, flag, resolve_seed, seed
+from .._core.metrics.rnx_curves import k_grid, rnx_curves
+from .._core.runtime.device import resolve_device
+from .._docs import shared_parameters
 from .._logging import logger
-from ._utils import output_target
+from .._validation import Integer, Key, SeedLike, check_arguments, device, flag, resolve_seed, seed
+from ._utils import output_target, with_checks
 
-_CHECKS = {
+CHECKS = {
     "use_rep": Key(),
     "n_ref": Integer(minimum=2, optional=True),
     "key_added": Key(storable=True),
@@ -24,6 +25,8 @@ _CHECKS = {
 }
 
 
+@shared_parameters
+@with_checks(CHECKS)
 def rnx(
     adata: AnnData,
     basis: str | Sequence[str] | None = None,
@@ -63,8 +66,7 @@ def rnx(
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state
         Seed of the reference sample (an int, None or a NumPy generator).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -75,7 +77,7 @@ def rnx(
     (cells averaged over; N when exact) and ``"exact"``.
     """
     io.check_anndata(adata)
-    args = check_arguments(locals(), _CHECKS)
+    args = check_arguments(locals(), CHECKS)
     use_rep, n_ref, random_state, copy = (args[k] for k in ("use_rep", "n_ref", "random_state", "copy"))
     results_key = args["key_added"] or "rnx"
     io.check_results_key(adata, results_key)

@@ -3,68 +3,40 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._core.validation import SeedLike
 from ..models import SCVAE
-from ._utils import fit_and_write
+from ._utils import fit_and_write, model_tool
 
 
+@model_tool(SCVAE)
 def scvae(
     adata: AnnData | str | os.PathLike[str],
     *,
-    likelihood: str = "zinb",
-    prior: str = "gaussian",
-    n_components: int | None = None,
-    labels_key: str | None = None,
-    batch_key: str | None = None,
-    categorical_covariate_keys: Sequence[str] | None = None,
-    continuous_covariate_keys: Sequence[str] | None = None,
-    size_factor_key: str | None = None,
-    layer: str | None = None,
-    use_rep: str | None = None,
-    n_latent: int = 10,
-    hidden: Sequence[int] = (128,),
-    dropout: float = 0.1,
-    epochs: int | None = None,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    kl_warmup: int | None = None,
-    early_stopping: bool = True,
-    patience: int = 20,
-    validation_fraction: float = 0.1,
-    random_state: SeedLike = 0,
-    device: str = "auto",
-    progress: bool = True,
     key_added: str | None = None,
     copy: bool = False,
+    **params: Any,
 ) -> AnnData | None:
     """Embed cells with a VAE or Gaussian-mixture VAE on raw counts (scVAE, Grønbech et al. 2020).
+
+    The model is :class:`sclatent.models.SCVAE`; its arguments are this function's.
 
     Parameters
     ----------
     adata
-        Annotated data; raw counts in ``.X`` or ``layer`` for the count likelihoods; or the path of
+        Annotated data, raw counts in ``.X`` or ``layer`` for the count likelihoods; or the path of
         an ``.h5ad`` file or ``.zarr`` store, read with its matrix on disk and returned with the
         outputs.
-    likelihood, prior, n_components, labels_key, batch_key, layer, use_rep, n_latent, hidden, dropout
-        The model; see :class:`sclatent.models.SCVAE`.
-    categorical_covariate_keys, continuous_covariate_keys, size_factor_key
-        Further covariates and known library sizes; see :class:`sclatent.models.SCVAE`.
-    epochs, batch_size, lr, kl_warmup, early_stopping, patience, validation_fraction
-        Training; see :class:`sclatent.models.SCVAE`.
-    random_state, device, progress
-        Seed, device (``"auto"``: CUDA when available) and progress bar.
+    {model}
     key_added
         Key of the outputs (default ``"scvae"``): ``obsm["X_<key>"]``, ``uns[key]``, and for the
         mixture prior ``obs["<key>_cluster"]``, ``obsm["X_<key>_cluster_proba"]`` and with
         ``labels_key`` ``obs["<key>_label"]``, ``obs["<key>_label_confidence"]``.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -82,10 +54,10 @@ def scvae(
         With ``labels_key``: a label for every cell (the given one's class or the predicted one)
         and max q(y|x) over the classes.
     """
-    model = SCVAE(**{k: v for k, v in locals().items() if k not in ("adata", "key_added", "copy")})
+    model = SCVAE(**params)
 
     def extra_outputs(target: AnnData, key: str) -> None:
-        if prior != "mixture":
+        if model.params["prior"] != "mixture":
             return
         proba = model.cluster_probabilities(adata)
         clusters = np.argmax(proba, axis=1)
@@ -93,7 +65,7 @@ def scvae(
         categories = [str(k) for k in np.unique(clusters)]
         target.obs[f"{key}_cluster"] = pd.Categorical(clusters.astype(str), categories=categories)
         target.obsm[f"X_{key}_cluster_proba"] = proba
-        if labels_key is not None:
+        if model.params["labels_key"] is not None:
             labels, confidence = model.predict_labels(adata)
             classes = model.fitted_["labels_key_categories"]
             target.obs[f"{key}_label"] = pd.Categorical(labels, categories=classes)

@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from anndata import AnnData
 
 from .._anndata import check_anndata
-from .._core.validation import Key, flag
+from .._docs import fill, parameter_section
 from .._io import read_anndata
 from .._logging import logger
+from .._validation import TRAINING, Check, Key, flag
 from ..models import BaseModel
+
+Tool = TypeVar("Tool", bound=Callable[..., Any])
+
+
+def model_tool(model: type[BaseModel]) -> Callable[[Tool], Tool]:
+    """Decorator: ``fn(adata, *, key_added, copy, **params)`` takes ``model``'s arguments as ``params``.
+
+    The function's signature, type hints and documentation get ``model``'s parameters, in its
+    order, between its own (the ``{model}`` line of its docstring), so that ``help()``, Sphinx and the
+    command line show them all while they are written once, in the model. The argument checks the
+    command line reads are ``fn.checks``.
+    """
+
+    def decorate(function: Tool) -> Tool:
+        own = inspect.signature(function).parameters
+        taken = list(inspect.signature(model).parameters.values())
+        leading = [p for p in own.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        trailing = [p for p in leading if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        parameters = [*[p for p in leading if p not in trailing], *taken, *trailing]
+        function.__signature__ = inspect.signature(function).replace(parameters=parameters)
+        function.__annotations__ = {**typing.get_type_hints(model.__init__), **function.__annotations__}
+        function.__doc__ = fill(function.__doc__ or "", {"model": parameter_section(model)})
+        return with_checks(TRAINING | model.checks)(function)
+
+    return decorate
+
+
+def with_checks(checks: Mapping[str, Check]) -> Callable[[Tool], Tool]:
+    """Decorator: record the argument checks of a ``tl`` function as ``fn.checks`` (the CLI reads them)."""
+
+    def decorate(function: Tool) -> Tool:
+        function.checks = dict(checks)
+        return function
+
+    return decorate
 
 
 def output_target(adata: AnnData, *, copy: bool, tool: str) -> AnnData:
