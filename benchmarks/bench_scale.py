@@ -1,16 +1,22 @@
-"""Training throughput and peak memory of sl.models.SCVAE at scale: in memory, from disk, 1 vs 2 processes.
+"""Atlas scale: what an epoch costs as the atlas grows, from disk and in memory, with 1-4 processes.
 
-Synthetic counts with real-data statistics: 2,000 genes whose means follow mouse_brain_10k's genes
-(tiled with jitter), 7% non-zero entries (detection probability rising with the gene mean), log-normal
-library sizes, negative-binomial counts (theta 2) for the non-zero entries.
-Each case runs in a fresh process (so that its peak RSS is its own) and
-trains a NB scVAE (2,000 -> 128 -> 10, batch 128, 1% held out) on 2 CPU threads for
-max(1, 200,000 / N) epochs; cells/s is epochs x training cells / wall time of ``fit`` (input checks,
-library sizes and validation included). On-disk cases read
-the h5ad with ``backed="r"``. The 2-process case runs ``torchrun --nproc-per-node 2`` with one thread
-per process (gloo).
+Atlases come from ``sl.datasets.synthetic_atlas`` (pbmc_4k's cells resampled, thinned to vary their
+depth, in four batches with their own capture efficiencies; 2,000 genes, about 110 stored counts a
+cell), written block by block to ``.zarr`` stores in ``--out`` and reused when present.
 
-    python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--out /tmp/sclatent_scale]
+Each case runs in a fresh process (its peak RSS is its own) and trains the default NB scVAE (2,000 ->
+128 -> 10, batch 128, 10% held out) for ``--epochs`` epochs on 2 CPU threads (one per process with
+several processes, under ``torchrun --standalone``, gloo). The epoch time is that of the training
+pass alone (minibatches drawn, read, stepped), the bytes read those the pass read from disk (all ranks
+together); the ``fit`` time adds the input checks, library sizes and validation.
+
+    python benchmarks/bench_scale.py curve [--sizes 125000 250000 500000 1000000 2000000]
+    python benchmarks/bench_scale.py ranks [--ranks 1 2 4] [--cells 1000000]
+    python benchmarks/bench_scale.py scvi --python /path/to/venv-with-scvi-tools/bin/python [--cells ...]
+
+``curve`` prints one row per size (on disk, and in memory for ``--memory-sizes``), ``ranks`` one
+row per number of processes, ``scvi`` the same epoch with scvi-tools' SCVI (its AnnData loaded into
+memory, as scvi-tools requires) beside sclatent's from disk and from memory.
 """
 
 from __future__ import annotations
@@ -24,72 +30,78 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
-
 GiB = 1024**3
 SETTINGS = {"likelihood": "nb", "n_latent": 10, "hidden": (128,), "batch_size": 128}
 
 
-def synthesize(n_cells: int, path: Path, n_genes: int = 2000, density: float = 0.07, seed: int = 0) -> None:
-    """Write ``n_cells`` synthetic cells to ``path`` (h5ad, CSR), generated 50,000 cells at a time."""
-    import anndata as ad
-
+def atlas(n_cells: int, out: Path) -> Path:
+    """The synthetic atlas of ``n_cells`` cells in ``out``, written first when absent."""
     import sclatent as sl
 
-    rng = np.random.default_rng(seed)
-    brain = sl.datasets.mouse_brain_10k().X
-    means = np.asarray(brain.mean(0)).ravel()
-    means = np.tile(means, -(-n_genes // len(means)))[:n_genes] * rng.lognormal(0, 0.3, n_genes)
-    # detection probability per gene rises with its mean; scaled so that `density` of entries are non-zero
-    weight = np.sqrt(means + 1e-3)
-    detect = np.clip(weight * density / weight.mean(), 0, 0.95)
-    chunks = []
-    for start in range(0, n_cells, 10_000):
-        n = min(10_000, n_cells - start)
-        library = rng.lognormal(0, 0.5, n)
-        rows, cols = np.nonzero(rng.random((n, n_genes), dtype=np.float32) < detect)
-        mu = library[rows] * (1 + 4 * means[cols] / means.max())
-        values = 1 + rng.negative_binomial(2, 2 / (2 + mu))
-        chunks.append(sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=(n, n_genes)))
-    adata = ad.AnnData(sp.vstack(chunks, format="csr"))
-    adata.obs_names = adata.obs_names.astype(str)
-    adata.write_h5ad(path)
+    path = out / f"atlas_{n_cells}.zarr"
+    if not path.exists():
+        start = time.perf_counter()
+        sl.datasets.synthetic_atlas(path, n_cells, progress=False)
+        print(f"(wrote {path} in {time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    return path
 
 
-def run_case(path: str, backed: bool, threads: int) -> dict:
-    """Fit one epoch in this process; throughput and peak memory."""
+class TimedPasses:
+    """Records each training pass's wall time and the bytes it read from disk (sampler wrapper)."""
+
+    passes: list[tuple[float, int]] = []  # noqa: RUF012 (one record per process)
+
+    def __init__(self, sampler: object, source: object) -> None:
+        self.sampler, self.source = sampler, source
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        start, before = time.perf_counter(), getattr(self.source, "bytes_read", 0)
+        yield from self.sampler
+        self.passes.append((time.perf_counter() - start, getattr(self.source, "bytes_read", 0) - before))
+
+
+def timed(cls: type) -> None:
+    """Wrap the training sampler of a row source class in :class:`TimedPasses`."""
+    original = cls.sampler
+
+    def sampler(self, *args, **kwargs):
+        return TimedPasses(original(self, *args, **kwargs), self)
+
+    cls.sampler = sampler
+
+
+def run_case(path: str, backed: bool, epochs: int, threads: int) -> dict:
+    """Fit in this process; per-epoch time and bytes, peak memory."""
     import anndata as ad
     import torch
 
     import sclatent as sl
-    from sclatent._core.runtime.distributed import init_from_env, rank_and_size
+    from sclatent._core.data import DiskRowSource, RowSource
+    from sclatent._core.runtime.distributed import all_reduce_sum, init_from_env, rank_and_size
 
     torch.set_num_threads(threads)
-    distributed = init_from_env()
-    adata = ad.read_h5ad(path, backed="r" if backed else None)
-    csr_bytes = 0 if backed else adata.X.data.nbytes + adata.X.indices.nbytes + adata.X.indptr.nbytes
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    epochs = max(1, round(200_000 / adata.n_obs))  # >= 200,000 cell-steps, so fixed costs do not dominate
-    model = sl.models.SCVAE(
-        **SETTINGS,
-        epochs=epochs,
-        validation_fraction=0.01,
-        early_stopping=False,
-        progress=False,
-        device="cpu",
-    )
+    distributed = init_from_env("cpu")
+    timed(RowSource)
+    timed(DiskRowSource)
+    adata = sl.read_backed(path) if backed else ad.read_zarr(path)
+    model = sl.models.SCVAE(**SETTINGS, epochs=epochs, early_stopping=False, progress=False, device="cpu")
     start = time.perf_counter()
     model.fit(adata)
-    seconds = time.perf_counter() - start
+    fit_s = time.perf_counter() - start
+    seconds = [s for s, _ in TimedPasses.passes]
+    read = all_reduce_sum(torch.tensor([b for _, b in TimedPasses.passes], dtype=torch.float64))
     out = {
         "cells": adata.n_obs,
-        "backed": backed,
+        "mode": "disk" if backed else "memory",
         "processes": rank_and_size()[1],
-        "cells_per_s": epochs * len(model.train_indices_) / seconds,
+        "epoch_s": min(seconds),
+        "us_per_cell": 1e6 * min(seconds) / len(model.train_indices_),
+        "fit_s": fit_s,
+        "bytes_read_per_epoch_gib": read.mean().item() / GiB,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB,
-        "rss_after_load_gib": rss_loaded / GiB,
-        "csr_gib": csr_bytes / GiB,
         "val_elbo": model.history_["val_elbo"][-1],
     }
     if distributed:
@@ -99,8 +111,8 @@ def run_case(path: str, backed: bool, threads: int) -> dict:
     return out
 
 
-def launch(path: Path, backed: bool, processes: int) -> dict:
-    case = ["--case", str(path)] + (["--backed"] if backed else [])
+def launch(path: Path, backed: bool, processes: int, epochs: int) -> dict:
+    case = ["--case", str(path), "--epochs", str(epochs)] + (["--backed"] if backed else [])
     if processes == 1:
         command = [sys.executable, __file__, *case, "--threads", "2"]
     else:
@@ -117,41 +129,114 @@ def launch(path: Path, backed: bool, processes: int) -> dict:
     return json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
 
 
+def run_scvi(path: str, epochs: int) -> dict:
+    """scvi-tools' SCVI (NB, the same network) on the atlas read into memory: epoch time, peak RSS."""
+    import anndata as ad
+    import scvi
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    torch.set_num_threads(2)
+    scvi.settings.seed = 0
+    adata = ad.read_zarr(path)
+    scvi.model.SCVI.setup_anndata(adata)
+    model = scvi.model.SCVI(adata, n_hidden=128, n_latent=10, n_layers=1, gene_likelihood="nb")
+    seconds = []
+
+    class EpochTimer(Callback):
+        def on_train_epoch_start(self, trainer, module):
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            seconds.append(time.perf_counter() - self.start)
+
+    start = time.perf_counter()
+    model.train(
+        max_epochs=epochs,
+        batch_size=128,
+        train_size=0.9,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        callbacks=[EpochTimer()],
+    )
+    return {
+        "cells": adata.n_obs,
+        "mode": "scvi-tools",
+        "processes": 1,
+        "epoch_s": min(seconds),
+        "us_per_cell": 1e6 * min(seconds) / round(0.9 * adata.n_obs),
+        "fit_s": time.perf_counter() - start,
+        "bytes_read_per_epoch_gib": float("nan"),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB,
+        "val_elbo": float("nan"),
+    }
+
+
+def row(r: dict) -> str:
+    return (
+        f"{r['cells']:>9,} {r['mode']:>10} {r['processes']:>5} {r['epoch_s']:>8.1f} {r['us_per_cell']:>8.1f} "
+        f"{r['fit_s']:>7.0f} {r['bytes_read_per_epoch_gib']:>9.3f} {r['peak_rss_gib']:>8.2f} "
+        f"{r['val_elbo']:>8.2f}"
+    )
+
+
+HEADER = (
+    f"{'cells':>9} {'mode':>10} {'procs':>5} {'epoch s':>8} {'us/cell':>8} {'fit s':>7} "
+    f"{'read GiB':>9} {'RSS GiB':>8} {'ELBO':>8}"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--out", default="/tmp/sclatent_scale")
+    parser.add_argument("what", nargs="?", choices=["curve", "ranks", "scvi"], default="curve")
+    parser.add_argument(
+        "--sizes", nargs="*", type=int, default=[125_000, 250_000, 500_000, 1_000_000, 2_000_000]
+    )
+    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[125_000, 1_000_000])
+    parser.add_argument("--ranks", nargs="*", type=int, default=[1, 2, 4])
+    parser.add_argument("--cells", type=int, default=1_000_000, help="atlas size of 'ranks' and 'scvi'")
+    parser.add_argument("--epochs", type=int, default=2, help="the fastest epoch is reported")
+    parser.add_argument("--python", help="a Python with scvi-tools installed, for 'scvi'")
+    parser.add_argument("--out", default="/tmp/sclatent_atlas")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--scvi-case", help=argparse.SUPPRESS)
     parser.add_argument("--backed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # child process
-        result = run_case(args.case, args.backed, args.threads)
+        result = run_case(args.case, args.backed, args.epochs, args.threads)
         if int(os.environ.get("RANK", "0")) == 0:
             print(json.dumps(result))
         return
+    if args.scvi_case:
+        print(json.dumps(run_scvi(args.scvi_case, args.epochs)))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = f"{'cells':>9} {'mode':>8} {'procs':>5} {'cells/s':>9} {'peak RSS GiB':>12} {'loaded GiB':>10}"
-    print(f"{header} {'CSR GiB':>8} {'ELBO':>9}")
-    for n in args.sizes:
-        path = out / f"synthetic_{n}.h5ad"
-        if not path.exists():
-            start = time.perf_counter()
-            synthesize(n, path)
-            print(
-                f"(wrote {path}, {path.stat().st_size / GiB:.2f} GiB, in {time.perf_counter() - start:.0f} s)"
-            )
-        cases = [(False, 1), (True, 1)] + ([(False, 2)] if n == 100_000 else [])
-        for backed, processes in cases:
-            r = launch(path, backed, processes)
-            mode = "disk" if backed else "memory"
-            print(
-                f"{r['cells']:>9} {mode:>8} {processes:>5} {r['cells_per_s']:>9.0f} "
-                f"{r['peak_rss_gib']:>12.2f} {r['rss_after_load_gib']:>10.2f} {r['csr_gib']:>8.2f} "
-                f"{r['val_elbo']:>9.2f}",
-                flush=True,
-            )
+    print(HEADER, flush=True)
+    if args.what == "curve":
+        for n in args.sizes:
+            path = atlas(n, out)
+            for backed in [True] + ([False] if n in args.memory_sizes else []):
+                print(row(launch(path, backed, 1, args.epochs)), flush=True)
+    elif args.what == "ranks":
+        path = atlas(args.cells, out)
+        for processes in args.ranks:
+            print(row(launch(path, True, processes, args.epochs)), flush=True)
+    else:
+        path = atlas(args.cells, out)
+        for backed in (True, False):
+            print(row(launch(path, backed, 1, args.epochs)), flush=True)
+        command = [
+            args.python or sys.executable,
+            __file__,
+            "--scvi-case",
+            str(path),
+            "--epochs",
+            str(args.epochs),
+        ]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        print(row(json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))))
 
 
 if __name__ == "__main__":

@@ -152,3 +152,40 @@ def test_backed_zarr_store_keeps_every_field(small_counts, tmp_path):
     assert layers == {"counts"} and "loadings" in opened.varm and "distances" in opened.obsp
     sl.tl.scvae(opened, layer="counts", likelihood="nb", epochs=1, n_latent=2, batch_size=32, progress=False)
     assert np.isfinite(opened.obsm["X_scvae"]).all()
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5ad"])
+def test_a_backed_anndata_is_written_a_block_of_rows_at_a_time(small_counts, tmp_path, monkeypatch, suffix):
+    from sclatent import _io
+
+    adata = small_counts[:300].copy()
+    adata.obsm["X_embedding"] = np.arange(600.0).reshape(300, 2)
+    adata.layers["counts"] = adata.X.copy()
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    blocks, row_blocks = [], _io.row_blocks
+
+    def recorded(matrix, block_rows=None):
+        for block in row_blocks(matrix, 70):
+            blocks.append(block.shape[0])
+            yield block
+
+    monkeypatch.setattr(_io, "row_blocks", recorded)
+    write_anndata(sl.read_backed(tmp_path / "cells.h5ad"), tmp_path / f"out{suffix}")
+    if suffix == ".zarr":  # (an h5ad file is written in a child process, which records its own)
+        assert blocks == [70, 70, 70, 70, 20]
+    out = read_anndata(tmp_path / f"out{suffix}")
+    assert (out.X != adata.X).nnz == 0 and (out.layers["counts"] != adata.X).nnz == 0
+    np.testing.assert_array_equal(out.obsm["X_embedding"], adata.obsm["X_embedding"])
+    assert out.obs_names.equals(adata.obs_names) and out.var_names.equals(adata.var_names)
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5ad"])
+def test_rows_that_do_not_fit_the_anndata_leave_no_file(small_counts, tmp_path, suffix):
+    from sclatent._io import write_rows
+
+    adata = small_counts[:100].copy()
+    with pytest.raises((ValueError, OSError), match=r"shape \(90, 1000\).*shape \(100, 1000\)"):
+        write_rows(
+            ad.AnnData(obs=adata.obs, var=adata.var), [adata.X[:50], adata.X[50:90]], tmp_path / f"o{suffix}"
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -14,11 +14,14 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
+import scipy.sparse as sp
+
+from ._core.data import row_blocks
 
 #: Suffixes of the AnnData files sclatent reads and writes.
 ANNDATA_SUFFIXES = (".h5ad", ".zarr")
@@ -90,11 +93,14 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
     Parameters
     ----------
     adata
-        The data, in memory or backed (its matrix is then copied from its own file, which is only
-        read).
+        The data, in memory or backed. A sparse matrix on disk is copied from its own file (which is
+        only read) block by block of rows (:func:`write_rows`), never loaded whole.
     path
         The destination, replaced when it exists.
     """
+    if isinstance(adata.X, ad.abc.CSRDataset):
+        write_rows(_without_matrix(adata), row_blocks(adata.X), path)
+        return
     path = Path(path)
     with atomic_path(path) as temporary:
         if path.suffix == ".zarr":
@@ -103,6 +109,68 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike[str]) -> None:
             # HDF5 can crash the process (SIGSEGV on closing a file whose write failed, e.g. a full
             # disk); on Linux the write runs in a forked child, so such a failure becomes an error here
             _isolated(lambda: adata.write_h5ad(temporary), f"writing {os.fspath(path)!r}")
+
+
+def write_rows(
+    adata: ad.AnnData, blocks: Iterable[sp.csr_matrix | sp.csr_array], path: str | os.PathLike[str]
+) -> None:
+    """Write ``adata`` (without ``.X``) and, as its ``.X``, the CSR blocks of rows that ``blocks`` yields.
+
+    The matrix is appended to the ``.h5ad`` file or ``.zarr`` store a block at a time, so no more than
+    one block is ever in memory; the whole is written atomically (see the module docstring).
+
+    Parameters
+    ----------
+    adata
+        Every field but the matrix; its ``n_obs`` must be the blocks' rows in all.
+    blocks
+        Consecutive row blocks, each with ``adata.n_vars`` columns.
+    path
+        The destination, replaced when it exists.
+    """
+    path = Path(path)
+
+    def write(temporary: Path) -> None:
+        if path.suffix == ".zarr":
+            import zarr
+
+            adata.write_zarr(temporary)
+            _append_rows(zarr.open_group(temporary, mode="a", use_consolidated=False), blocks, adata.shape)
+            zarr.consolidate_metadata(temporary)
+        else:
+            import h5py
+
+            adata.write_h5ad(temporary)
+            with h5py.File(temporary, "a") as file:
+                _append_rows(file, blocks, adata.shape)
+
+    with atomic_path(path) as temporary:
+        if path.suffix == ".zarr":
+            write(temporary)
+        else:
+            _isolated(lambda: write(temporary), f"writing {os.fspath(path)!r}")
+
+
+def _append_rows(group: object, blocks: Iterable, shape: tuple[int, int]) -> None:
+    """Write the blocks as the CSR matrix ``X`` of an open file or store, a block at a time."""
+    matrix = None
+    for block in blocks:
+        block = sp.csr_matrix(block)
+        if matrix is None:
+            ad.io.write_elem(group, "X", block)
+            matrix = ad.io.sparse_dataset(group["X"])
+        else:
+            matrix.append(block)
+    if matrix is None or tuple(matrix.shape) != tuple(shape):
+        got = None if matrix is None else tuple(matrix.shape)
+        msg = f"the row blocks make a matrix of shape {got}, but the AnnData has shape {tuple(shape)}."
+        raise ValueError(msg)
+
+
+def _without_matrix(adata: ad.AnnData) -> ad.AnnData:
+    """Every field of ``adata`` (also a backed one) but ``.X``, in memory."""
+    fields = ("obs", "var", "uns", "obsm", "varm", "obsp", "varp", "layers")
+    return ad.AnnData(**{key: getattr(adata, key) for key in fields})
 
 
 def _as_path(path: str | os.PathLike[str], argument: str) -> Path:

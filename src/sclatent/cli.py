@@ -314,12 +314,20 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out, epochs=args.epochs, groupenc_epochs=args.groupenc_epochs, device=args.device)
         return 0
-    from ._core.runtime import DistributedSetupError
+    from ._core.runtime import DistributedSetupError, PeerLostError
     from ._core.train import TrainingDivergedError
 
     try:
         run(args)
-    except (KeyError, ValueError, TypeError, OSError, TrainingDivergedError, DistributedSetupError) as err:
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        OSError,
+        TrainingDivergedError,
+        DistributedSetupError,
+        PeerLostError,
+    ) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"sclatent {args.command}: error: {message}", file=sys.stderr)
         return USAGE_ERROR

@@ -57,6 +57,11 @@ def test_add_batch_effects_bad_input():
         sl.datasets.add_batch_effects(adata, depths=(0.5,))
     with pytest.raises(ValueError, match="depths"):
         sl.datasets.add_batch_effects(adata, depths=(0.5, 1.5))
+    for depths in (0.5, None, "ab"):
+        with pytest.raises(TypeError, match=r"one share of counts kept per batch, e\.g\. depths=\("):
+            sl.datasets.add_batch_effects(adata, depths=depths)
+    with pytest.raises(TypeError, match="holds 'a'; each must be a number"):
+        sl.datasets.add_batch_effects(adata, depths=("a", 0.5))
     adata.X = adata.X * 0.5
-    with pytest.raises(ValueError, match="raw counts"):
+    with pytest.raises(ValueError, match=r"raw counts.*layers\['counts'\]"):
         sl.datasets.add_batch_effects(adata)

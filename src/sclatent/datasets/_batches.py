@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Number
 
 import numpy as np
 import pandas as pd
@@ -49,26 +50,76 @@ def add_batch_effects(
     is not modified.
     """
     io.check_anndata(adata)
-    depths = [Real(low=0.0, high=1.0, low_open=True)("depths", float(d)) for d in depths]
-    if len(depths) < 2:
-        msg = f"depths={depths!r} gives {len(depths)} batch; give one depth per batch, at least two."
-        raise ValueError(msg)
+    depths = check_depths(depths)
     efficiency_sd = Real(low=0.0)("efficiency_sd", efficiency_sd)
-    counts = sp.csr_matrix(io.to_memory(io.get_matrix(adata)), dtype=np.float64)
-    if (counts.data < 0).any() or (counts.data != np.floor(counts.data)).any():
-        msg = "add_batch_effects thins raw counts, but adata.X holds negative or non-integer values."
-        raise ValueError(msg)
+    counts = raw_counts(adata, "add_batch_effects")
     rng = np.random.default_rng(random_state)
     batch = rng.integers(len(depths), size=adata.n_obs)
-    noise = rng.standard_normal((len(depths), adata.n_vars))
-    keep = np.minimum(1.0, np.asarray(depths)[:, None] * np.exp(efficiency_sd * noise - efficiency_sd**2 / 2))
-    rows = np.repeat(np.arange(adata.n_obs), np.diff(counts.indptr))
-    thinned = counts.copy()
-    thinned.data = rng.binomial(counts.data.astype(np.int64), keep[batch[rows], counts.indices]).astype(
-        np.float64
+    keep = capture_probabilities(rng, depths, adata.n_vars, efficiency_sd)
+    out = AnnData(
+        thin(counts, keep, batch, rng).astype(np.float32), obs=adata.obs.copy(), var=adata.var.copy()
     )
-    thinned.eliminate_zeros()
-    out = AnnData(thinned.astype(np.float32), obs=adata.obs.copy(), var=adata.var.copy())
     names = [f"batch_{b}" for b in range(len(depths))]
     out.obs[key_added] = pd.Categorical.from_codes(batch, names)
     return out
+
+
+def check_depths(depths: object) -> list[float]:
+    """``depths`` as a list of at least two shares in (0, 1], or a ValueError naming the fix."""
+    example = "e.g. depths=(0.8, 0.5, 0.3)."
+    if isinstance(depths, str) or not isinstance(depths, Sequence | np.ndarray):
+        msg = f"depths={depths!r}: pass one share of counts kept per batch, {example}"
+        raise TypeError(msg)
+    checked = []
+    for depth in depths:
+        if isinstance(depth, bool) or not isinstance(depth, Number):
+            msg = f"depths={tuple(depths)!r} holds {depth!r}; each must be a number in (0, 1], {example}"
+            raise TypeError(msg)
+        checked.append(Real(low=0.0, high=1.0, low_open=True)("depths", float(depth)))
+    if len(checked) < 2:
+        msg = f"depths={tuple(depths)!r} gives {len(checked)} batch; give one depth per batch, at least two."
+        raise ValueError(msg)
+    return checked
+
+
+def raw_counts(adata: AnnData, what: str) -> sp.csr_matrix:
+    """``adata.X`` in memory as a float64 CSR matrix, checked to hold raw counts."""
+    counts = sp.csr_matrix(io.to_memory(io.get_matrix(adata)), dtype=np.float64)
+    if (counts.data < 0).any() or (counts.data != np.floor(counts.data)).any():
+        msg = (
+            f"{what} thins raw counts, but adata.X holds negative or non-integer values (normalised or "
+            "log-transformed data?). Pass an AnnData whose .X holds the raw counts, e.g. "
+            "AnnData(adata.layers['counts'], obs=adata.obs, var=adata.var)."
+        )
+        raise ValueError(msg)
+    return counts
+
+
+def capture_probabilities(
+    rng: np.random.Generator, depths: Sequence[float], n_genes: int, efficiency_sd: float
+) -> np.ndarray:
+    """``(n_batches, n_genes)`` probabilities ``min(1, d_b * e_bg)`` that a count is kept."""
+    noise = rng.standard_normal((len(depths), n_genes))
+    return np.minimum(1.0, np.asarray(depths)[:, None] * np.exp(efficiency_sd * noise - efficiency_sd**2 / 2))
+
+
+def thin(
+    counts: sp.csr_matrix,
+    keep: np.ndarray,
+    batch: np.ndarray,
+    rng: np.random.Generator,
+    factor: np.ndarray | None = None,
+) -> sp.csr_matrix:
+    """Binomial thinning of CSR counts.
+
+    The count of cell c and gene g keeps ``Binomial(x_cg, min(1, f_c * keep[batch[c], g]))``, with
+    ``f_c = factor[c]`` (default 1).
+    """
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    thinned = counts.copy()
+    probability = keep[batch[rows], counts.indices]
+    if factor is not None:
+        probability = np.minimum(1.0, probability * factor[rows])
+    thinned.data = rng.binomial(counts.data.astype(np.int64), probability).astype(np.float64)
+    thinned.eliminate_zeros()
+    return thinned

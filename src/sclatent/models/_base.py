@@ -220,11 +220,15 @@ class BaseModel(ABC):
         """
         return self._predict(adata, self._embed)
 
-    def _predict(self, adata: AnnData | str | os.PathLike[str], fn: Any) -> np.ndarray:
+    def _predict(
+        self, adata: AnnData | str | os.PathLike[str], fn: Any, what: str = "embedding"
+    ) -> np.ndarray:
+        """``fn`` of every cell's minibatch; a bar labelled ``what`` on large data with ``progress``."""
         adata = _open(adata)
         self._check_fitted()
         self.module_.eval()
-        return predict(fn, self._cell_data(adata, self.device, fitting=False))
+        label = f"{self.tool}: {what}" if self.params.get("progress") else None
+        return predict(fn, self._cell_data(adata, self.device, fitting=False), progress=label)
 
     def _check_fitted(self) -> None:
         if self.module_ is None:

@@ -86,7 +86,9 @@ def rnx(
         raise ValueError(msg)
     reference = use_rep or ("X_pca" if "X_pca" in adata.obsm else "X")
     keys = _resolve_bases(adata, basis, reference)
-    ref_matrix = io.get_matrix(adata, use_rep=reference)
+    # every cell's distance to the reference cells is needed: an on-disk .X is read into memory
+    # (a sparse matrix stays sparse)
+    ref_matrix = io.to_memory(io.get_matrix(adata, use_rep=reference))
     io.check_finite(ref_matrix, io.describe_input(None, reference))
     if reference == "X" and io.looks_like_counts(ref_matrix):
         logger.warning(

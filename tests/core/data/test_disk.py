@@ -115,3 +115,70 @@ def test_principal_components_stream_from_disk_as_from_memory(backed, path, smal
     assert source.max_rows_held <= 3 * 500
     model = sl.models.SCVAE(likelihood="nb", prior="mixture", epochs=4, progress=False).fit(backed)
     assert model.n_clusters >= 2 and model.cluster_probabilities(backed).shape == (4000, model.n_clusters)
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_read_their_own_blocks_and_together_the_file_once(backed, small_blocks, world_size):
+    n, chosen = 4000, np.sort(np.random.default_rng(1).choice(4000, 3600, replace=False))
+    sources = [DiskRowSource(backed.X, torch.device("cpu")) for _ in range(world_size)]
+    samplers = [
+        s.sampler(chosen, 50, np.random.default_rng(0), rank=r, world_size=world_size)
+        for r, s in enumerate(sources)
+    ]
+    for _epoch in range(2):
+        read_before = [s.rows_read for s in sources]
+        batches = [[b.numpy() for b in sampler] for sampler in samplers]
+        assert len({len(b) for b in batches}) == 1  # every rank steps equally often
+        cells = [np.concatenate(b) for b in batches]
+        blocks = [set((c // 500).tolist()) for c in cells]
+        # each rank takes a run of blocks; neighbouring runs share at most their border block
+        shared = sum(len(blocks[i] & blocks[j]) for i in range(world_size) for j in range(i))
+        assert shared <= world_size - 1
+        everything = np.concatenate(cells)  # chosen cells only, each at most once
+        assert len(np.unique(everything)) == len(everything) and np.isin(everything, chosen).all()
+        # each buffer (4 per rank at most) drops less than a batch, and a rank at most a batch more
+        assert len(everything) >= 3600 - world_size * 5 * 50
+        # together the ranks read the file once per pass (each rank its run), not once each
+        read = [s.rows_read - before for s, before in zip(sources, read_before, strict=True)]
+        assert sum(read) <= n + (world_size - 1) * 500, read
+        assert max(read) <= n // world_size + 2 * 500, read
+    assert len(samplers[0]) == 3600 // world_size // 50
+
+
+def test_validation_cells_are_sharded_by_block(backed, small_blocks):
+    source = DiskRowSource(backed.X, torch.device("cpu"))
+    cells = np.arange(0, 4000, 7)
+    shards = [source.shard(cells, rank, 3) for rank in range(3)]
+    assert np.array_equal(np.sort(np.concatenate(shards)), cells)
+    assert [sorted(set((s // 500 % 3).tolist())) for s in shards] == [[0], [1], [2]]
+    few_blocks = DiskRowSource(backed.X, torch.device("cpu"), block_rows=4000)  # 1 block, 3 ranks
+    assert np.array_equal(few_blocks.shard(cells, 1, 3), cells[1::3])
+
+
+def test_a_sample_of_cells_is_read_once_into_memory(backed, path, small_blocks):
+    source = row_source(backed.X, torch.device("cpu"))
+    rows = np.array([3999, 12, 1700, 13])
+    data = CellData(source, {"n": torch.arange(4000)})
+    cached, where = data.cached(rows)
+    assert source.rows_read == 3 * 500  # the three blocks holding the rows, once
+    memory = ad.read_h5ad(path).X
+    batch = cached.batch(torch.as_tensor(where))
+    np.testing.assert_array_equal(batch["x"].numpy(), memory[rows].toarray())
+    np.testing.assert_array_equal(batch["n"].numpy(), rows)
+    in_memory = CellData(row_source(memory, torch.device("cpu")))
+    assert in_memory.cached(rows)[0] is in_memory
+
+
+def test_with_fewer_blocks_than_ranks_each_rank_shares_every_buffer(backed):
+    sources = [DiskRowSource(backed.X, torch.device("cpu"), block_rows=2000) for _ in range(3)]  # 2 blocks
+    cells = [
+        np.concatenate(
+            [
+                b.numpy()
+                for b in s.sampler(np.arange(4000), 50, np.random.default_rng(0), rank=r, world_size=3)
+            ]
+        )
+        for r, s in enumerate(sources)
+    ]
+    assert len({len(c) for c in cells}) == 1 and len(np.unique(np.concatenate(cells))) == 3 * len(cells[0])
+    assert all(s.rows_read == 4000 for s in sources)  # small files: every rank reads them whole

@@ -1,10 +1,13 @@
 """Data-parallel training with torch.distributed (gloo on CPU), launched by torchrun."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import anndata as ad
+import numpy as np
 import pytest
 
 ARGS = ["--likelihood", "nb", "--epochs", "8", "--batch-size", "64", "--no-progress", "--threads", "1"]
@@ -19,19 +22,95 @@ def cli(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
     return subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_two_gloo_processes_train_one_model_as_good_as_one_process(brain, tmp_path):
-    source = tmp_path / "cells.h5ad"
-    brain[:3000].copy().write_h5ad(source)
-    single, double = tmp_path / "single.h5ad", tmp_path / "double.h5ad"
-    done = cli("scvae", str(source), str(single), *ARGS)
+#: A torchrun job: the command line, with small blocks on disk, logging the bytes each rank's training
+#: passes read; the rank named by KILL_RANK kills itself after its first epoch.
+JOB = """
+import json, os, signal, sys
+import sclatent as sl
+from sclatent._core.data import disk
+from sclatent.cli import main
+
+sl.settings.disk_block_rows, sl.settings.disk_buffer_blocks = 100, 3
+rank, log = os.environ.get("RANK", "0"), []
+passes = disk.BlockShuffleSampler.__iter__
+
+def logged(self):
+    before = self.source.bytes_read
+    yield from passes(self)
+    log.append(self.source.bytes_read - before)
+    with open(f"{sys.argv[1]}.bytes_{rank}.json", "w") as f:
+        json.dump(log, f)
+    if os.environ.get("KILL_RANK") == rank:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+disk.BlockShuffleSampler.__iter__ = logged
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def two_nodes(job, tag, args, **env):
+    """Two torchrun launchers, as on two nodes, one process each, meeting at a c10d rendezvous."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+    launchers = [
+        subprocess.Popen(
+            [*launcher, "--node-rank", str(node), *rendezvous, "--max-restarts", "0", str(job), tag, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for node in (0, 1)
+    ]
+    return [(launcher.communicate(timeout=600)[0], launcher.returncode) for launcher in launchers]
+
+
+@pytest.fixture
+def job(brain, tmp_path):
+    brain[:3000].copy().write_h5ad(tmp_path / "cells.h5ad")
+    (tmp_path / "job.py").write_text(JOB)
+    return tmp_path / "job.py"
+
+
+def test_two_nodes_read_the_file_once_per_epoch_and_train_as_well_as_one(job, tmp_path):
+    cells, single, double = (str(tmp_path / f) for f in ("cells.h5ad", "single.h5ad", "double.h5ad"))
+    args = ["scvae", cells, "--backed", *ARGS]
+    done = subprocess.run(
+        [sys.executable, str(job), str(tmp_path / "one"), *args, single],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    done = cli("scvae", str(source), str(double), *ARGS, processes=2)
-    assert done.returncode == 0, done.stderr[-2000:]
+    for output, code in two_nodes(job, str(tmp_path / "two"), [*args, double]):
+        assert code == 0, output[-2000:]
     one, two = ad.read_h5ad(single).uns["scvae"], ad.read_h5ad(double).uns["scvae"]
     elbo_one, elbo_two = one["history"]["val_elbo"][-1], two["history"]["val_elbo"][-1]
-    print(f"held-out ELBO: 1 process {elbo_one:.2f}, 2 processes {elbo_two:.2f}")
-    assert abs(elbo_two - elbo_one) <= 0.02 * abs(elbo_one), (elbo_one, elbo_two)
+    print(f"held-out ELBO: 1 process {elbo_one:.2f}, 2 nodes {elbo_two:.2f}")
+    assert abs(elbo_two - elbo_one) <= 0.01 * abs(elbo_one), (elbo_one, elbo_two)
     assert len(two["history"]["val_elbo"]) == 8
+    # each rank reads its own run of blocks: the two together read what one process reads
+    alone = np.array(json.loads((tmp_path / "one.bytes_0.json").read_text()))
+    ranks = [np.array(json.loads((tmp_path / f"two.bytes_{r}.json").read_text())) for r in (0, 1)]
+    together = ranks[0] + ranks[1]
+    print("bytes per epoch:", alone.tolist(), "vs", together.tolist())
+    assert (np.abs(together / alone - 1) <= 0.05).all() and (ranks[0] <= 0.55 * alone).all()
+
+
+def test_a_rank_killed_mid_run_stops_the_other_with_a_clear_error(job, tmp_path):
+    out = tmp_path / "out.h5ad"
+    args = ["scvae", str(tmp_path / "cells.h5ad"), "--backed", *ARGS, str(out)]
+    start = time.monotonic()
+    results = two_nodes(job, str(tmp_path / "killed"), args, KILL_RANK="1", SCLATENT_DISTRIBUTED_TIMEOUT="30")
+    assert time.monotonic() - start < 30 + 60  # the timeout, and the start-up of two launchers
+    assert all(code != 0 for _, code in results) and not out.exists()
+    assert not list(tmp_path.glob(".out*"))  # no temporary file either
+    output = "\n".join(text for text, _ in results)
+    assert "scvae: error: Process 0 of 2 lost the other processes in epoch 1" in output, output[-3000:]
+    assert "Nothing was written" in output
 
 
 def test_a_failing_rank_stops_the_run_without_output(tmp_path):

@@ -106,3 +106,17 @@ def test_optimisation_step_clips_as_clip_grad_norm_does(data, grad_clip):
         adams[1].step()
         for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
             assert torch.equal(a, b) and torch.equal(a.grad, b.grad)
+
+
+def test_predict_shows_a_bar_for_large_passes_only(data, monkeypatch, capsys):
+    from sclatent._core.train import loop
+
+    def first_column(batch):
+        return batch["x"][:, :1]
+
+    predict(first_column, data, progress="scvae: embedding")
+    assert "scvae: embedding" not in capsys.readouterr().err  # below PROGRESS_CELLS
+    monkeypatch.setattr(loop, "PROGRESS_CELLS", 10)
+    out = predict(first_column, data, batch_size=16, progress="scvae: embedding")
+    assert "scvae: embedding" in capsys.readouterr().err
+    np.testing.assert_array_equal(out, predict(first_column, data, batch_size=16))  # the same values

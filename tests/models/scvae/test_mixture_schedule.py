@@ -149,3 +149,49 @@ def test_the_schedule_alone_starts_anchors_prunes_and_releases(small_counts):
     assert int(module.mixture.active.sum()) <= n_found and "anchor" in data.obs
     schedule.on_epoch_start(5)  # the free GMVAE
     assert "anchor" not in data.obs
+
+
+def test_from_disk_the_clustered_sample_is_read_once_and_starts_the_same_mixture(
+    small_counts, tmp_path, monkeypatch
+):
+    """Start and pruning use at most MAX_CLUSTERED_CELLS cells, read once into memory when on disk."""
+    import copy
+
+    import anndata as ad
+
+    from sclatent._core.data import CellData, row_source
+    from sclatent._core.modules import CountVAE
+    from sclatent.models._scvae import mixture_schedule
+
+    monkeypatch.setattr(mixture_schedule, "MAX_CLUSTERED_CELLS", 300)
+    small_counts.write_h5ad(tmp_path / "cells.h5ad")
+    torch.manual_seed(0)
+    module = CountVAE(small_counts.n_vars, likelihood="nb", prior="mixture", n_components=8)
+    cells, starts = np.arange(100, small_counts.n_obs), {}
+    for where, matrix in (
+        ("memory", small_counts.X),
+        ("disk", ad.read_h5ad(tmp_path / "cells.h5ad", backed="r").X),
+    ):
+        source = row_source(matrix, torch.device("cpu"))
+        data = CellData(source, {"log_library": source.row_sums().clamp_min(1.0).log().float()})
+        schedule = mixture_schedule.MixtureSchedule(
+            copy.deepcopy(module),
+            data,
+            cells,
+            epochs=9,
+            fixed_k=False,
+            n_classes=0,
+            log_normalise=True,
+            random_state=0,
+        )
+        read = getattr(source, "rows_read", 0)
+        schedule.on_epoch_start(3)  # the start, on 300 of the 900 training cells
+        after_start = getattr(source, "rows_read", 0)
+        schedule.on_epoch_start(4)  # pruning, on the same cells
+        assert getattr(source, "rows_read", 0) == after_start  # from memory: the file is not read again
+        assert after_start - read <= small_counts.n_obs  # the sample's blocks, once
+        anchor = data.obs["anchor"].numpy()
+        assert (anchor >= 0).sum() == 300 and set(np.flatnonzero(anchor >= 0)) <= set(cells)
+        starts[where] = (anchor, schedule.module.mixture.active.clone())
+    np.testing.assert_array_equal(starts["disk"][0], starts["memory"][0])
+    assert torch.equal(starts["disk"][1], starts["memory"][1])

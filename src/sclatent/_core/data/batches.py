@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .disk import DiskRowSource
@@ -34,6 +35,20 @@ class CellData:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def cached(self, rows: np.ndarray) -> tuple[CellData, np.ndarray]:
+        """The cells ``rows`` for repeated passes: the data to read them from and their indices there.
+
+        In memory that is this data itself; from disk, a new :class:`CellData` of those cells alone
+        (their input rows read once into memory, in sorted order, and their per-cell tensors), so
+        that passes over a sample of cells do not read the whole file each time.
+        """
+        if not isinstance(self.x, DiskRowSource):
+            return self, rows
+        order = np.sort(rows)
+        on_device = torch.as_tensor(order)
+        obs = {key: value[on_device.to(value.device)] for key, value in self.obs.items()}
+        return CellData(self.x.take(order), obs), np.searchsorted(order, rows)
 
     def batch(self, rows: torch.Tensor, *, positives: bool = False) -> dict[str, torch.Tensor]:
         """Tensors of the given cells: ``"x"`` (dense) plus every per-cell tensor.

@@ -90,6 +90,11 @@ class RowSource:
     def __len__(self) -> int:
         return self.shape[0]
 
+    @staticmethod
+    def shard(indices: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+        """The share of ``indices`` a rank takes in sequential passes: every ``world_size``-th one."""
+        return indices[rank::world_size]
+
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Dense ``(len(rows), n_features)`` tensor of the given rows, on :attr:`device`.
 

@@ -10,7 +10,8 @@ same early-stopping decision. Without a process group everything here is a no-op
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -27,6 +28,35 @@ DEFAULTS = {"timeout_s": 120.0}
 
 class DistributedSetupError(RuntimeError):
     """The environment describes a process group this process cannot join."""
+
+
+class PeerLostError(RuntimeError):
+    """Another process of the group stopped, or did not answer within the timeout, during training."""
+
+
+@contextmanager
+def peers_checked(where: Callable[[], str]) -> Iterator[None]:
+    """Turn a failed exchange with the other processes into a :class:`PeerLostError` naming the cause.
+
+    When a peer crashes, is killed or runs out of memory, the collective operations of the others
+    fail (at once when its connection closes, else after :func:`timeout_seconds`) with a backend
+    message that names neither; this names them, and where the run was (``where()``, e.g. the epoch).
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err)
+        if not (isinstance(err, dist.DistError) or any(k in text for k in ("gloo", "NCCL", "c10d"))):
+            raise
+        rank, world_size = rank_and_size()
+        first_line = (text.strip().splitlines() or [type(err).__name__])[0][:200]
+        msg = (
+            f"Process {rank} of {world_size} lost the other processes in {where()} ({first_line}). One of "
+            "them stopped (crashed, was killed or ran out of memory: see its log) or did not answer within "
+            f"{timeout_seconds():g} s (sl.settings.distributed_timeout / SCLATENT_DISTRIBUTED_TIMEOUT). "
+            "Nothing was written."
+        )
+        raise PeerLostError(msg) from err
 
 
 def _env_int(name: str, default: int | None) -> int | None:

@@ -5,6 +5,6 @@
 - :mod:`.cuda_graphs`: steps replayed from CUDA graphs (``sl.settings.cuda_graphs``).
 """
 
-from .loop import TrainingConfig, TrainingDivergedError, evaluate, predict, train
+from .loop import TrainingConfig, TrainingDivergedError, evaluate, predict, progress_bar, train
 
-__all__ = ["TrainingConfig", "TrainingDivergedError", "evaluate", "predict", "train"]
+__all__ = ["TrainingConfig", "TrainingDivergedError", "evaluate", "predict", "progress_bar", "train"]

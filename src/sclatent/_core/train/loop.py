@@ -12,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import CellData, MinibatchSampler
-from ..runtime.distributed import all_reduce_sum, loss_step, rank_and_size
+from ..runtime.distributed import all_reduce_sum, loss_step, peers_checked, rank_and_size
 from ..runtime.precision import network_autocast
 from .compilation import compile_loss, should_compile
 from .cuda_graphs import GraphedSteps, should_capture
@@ -148,38 +148,40 @@ def train(
     best_loss, best_state, best_epoch, epochs_without_gain = math.inf, None, None, 0
     step = 0
     bar = _progress_bar(config)
-    for epoch in bar:
-        if on_epoch_start is not None:
-            for key, value in (on_epoch_start(epoch) or {}).items():
-                history.setdefault(key, []).append(value)
-        module.train()
-        total = torch.zeros((), device=device)
-        n_batches = 0
-        for rows in sampler:
-            kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-            total += take_step(data.batch(rows, positives=not (compiled or graphed)), kl_weight)
-            step += 1
-            n_batches += 1
-        train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
-        _check_finite(train_loss, epoch, config)
-        history["train_loss"].append(train_loss)
-        if len(val_idx) == 0:
-            bar.set_postfix(train_loss=f"{train_loss:.4g}")
-            continue
-        for key, value in evaluate(module, data, val_idx, config.batch_size).items():
-            history.setdefault(f"val_{key}", []).append(value)
-        val_loss = history["val_loss"][-1]
-        _check_finite(val_loss, epoch, config)
-        bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
-        if not config.early_stopping or step < warmup_steps or epoch < config.hold_epochs:
-            continue
-        if val_loss < best_loss:
-            best_loss, best_epoch, epochs_without_gain = val_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        else:
-            epochs_without_gain += 1
-            if epochs_without_gain >= config.patience:
-                break
+    # a peer that fails mid-run makes the exchanges fail: say so, and in which epoch
+    with peers_checked(lambda: f"epoch {len(history['train_loss']) + 1}"):
+        for epoch in bar:
+            if on_epoch_start is not None:
+                for key, value in (on_epoch_start(epoch) or {}).items():
+                    history.setdefault(key, []).append(value)
+            module.train()
+            total = torch.zeros((), device=device)
+            n_batches = 0
+            for rows in sampler:
+                kl_weight = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+                total += take_step(data.batch(rows, positives=not (compiled or graphed)), kl_weight)
+                step += 1
+                n_batches += 1
+            train_loss = all_reduce_sum(total).item() / (max(n_batches, 1) * world_size)
+            _check_finite(train_loss, epoch, config)
+            history["train_loss"].append(train_loss)
+            if len(val_idx) == 0:
+                bar.set_postfix(train_loss=f"{train_loss:.4g}")
+                continue
+            for key, value in evaluate(module, data, val_idx, config.batch_size).items():
+                history.setdefault(f"val_{key}", []).append(value)
+            val_loss = history["val_loss"][-1]
+            _check_finite(val_loss, epoch, config)
+            bar.set_postfix(train_loss=f"{train_loss:.4g}", val_loss=f"{val_loss:.4g}")
+            if not config.early_stopping or step < warmup_steps or epoch < config.hold_epochs:
+                continue
+            if val_loss < best_loss:
+                best_loss, best_epoch, epochs_without_gain = val_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            else:
+                epochs_without_gain += 1
+                if epochs_without_gain >= config.patience:
+                    break
     bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
@@ -218,32 +220,39 @@ def optimisation_step(
 
 
 def _progress_bar(config: TrainingConfig) -> tqdm:
-    """An epoch bar: the notebook-aware one only when shown, as importing it warns in Jupyter."""
+    """The epoch bar (hidden without ``config.progress``)."""
     if not config.progress:
         return tqdm(range(config.epochs), disable=True)
+    return progress_bar(range(config.epochs), desc=config.description, unit="epoch")
+
+
+def progress_bar(*args: object, show: bool = True, **kwargs: object) -> tqdm:
+    """A tqdm bar: the notebook-aware one when shown, imported only then (it warns in some Jupyters)."""
+    if not show:
+        return tqdm(*args, disable=True, **kwargs)
     from tqdm.auto import tqdm as auto_tqdm
 
-    return auto_tqdm(range(config.epochs), desc=config.description, unit="epoch")
+    return auto_tqdm(*args, **kwargs)
 
 
 @torch.no_grad()
 def evaluate(module: nn.Module, data: CellData, indices: np.ndarray, batch_size: int) -> dict[str, float]:
     """Cell-weighted means of every term of ``module.loss`` (at full KL weight) over ``indices``.
 
-    Under ``torch.distributed`` each rank evaluates every ``world_size``-th cell and the sums are
+    Under ``torch.distributed`` each rank evaluates its share of the cells (``data.x.shard``: every
+    ``world_size``-th cell in memory, the cells of its own blocks on disk) and the sums are
     all-reduced, so all ranks get the same values.
     """
     module.eval()
     rank, world_size = rank_and_size()
-    if len(indices) < world_size:  # too few cells to shard: every rank evaluates them all
-        rank, world_size = 0, 1
-    sums: dict[str, torch.Tensor] = {}
     # in cell order, so that an on-disk matrix is read block after block
-    mine = np.sort(indices[rank::world_size])
-    sampler = MinibatchSampler(mine, max(batch_size, 1024))
-    for rows in sampler:
+    mine = data.x.shard(np.sort(indices), rank, world_size) if world_size > 1 else np.sort(indices)
+    # a rank without cells still takes part in the all-reduce, with one cell weighted zero
+    weight = 1.0 if len(mine) else 0.0
+    sums: dict[str, torch.Tensor] = {}
+    for rows in MinibatchSampler(mine if len(mine) else indices[:1], max(batch_size, 1024)):
         for key, value in module.loss(data.batch(rows, positives=True), 1.0).items():
-            sums[key] = sums.get(key, 0.0) + value.detach() * len(rows)
+            sums[key] = sums.get(key, 0.0) + value.detach() * (weight * len(rows))
     keys = sorted(sums)
     totals = torch.stack([torch.as_tensor(sums[k], device=data.x.device) for k in keys])
     totals = all_reduce_sum(totals) if world_size > 1 else totals
@@ -261,14 +270,28 @@ def _check_finite(value: float, epoch: int, config: TrainingConfig) -> None:
     raise TrainingDivergedError(msg)
 
 
+#: Cells from which a pass of :func:`predict` shows a progress bar (when asked to).
+PROGRESS_CELLS = 100_000
+
+
 @torch.no_grad()
 def predict(
     fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     data: CellData,
     batch_size: int = 1024,
     indices: np.ndarray | None = None,
+    progress: str | None = None,
 ) -> np.ndarray:
-    """Apply ``fn`` to the cells ``indices`` of ``data`` (default all) in order; stack the results."""
+    """Apply ``fn`` to the cells ``indices`` of ``data`` (default all) in order; stack the results.
+
+    With ``progress`` (a label), a pass over :data:`PROGRESS_CELLS` cells or more shows a bar.
+    """
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
-    sampler = MinibatchSampler(indices, batch_size)
-    return torch.cat([fn(data.batch(rows)).float().cpu() for rows in sampler]).numpy()
+    batches = MinibatchSampler(indices, batch_size)
+    shown = progress is not None and len(indices) >= PROGRESS_CELLS
+    out = []
+    with progress_bar(total=len(indices), desc=progress, unit="cell", unit_scale=True, show=shown) as bar:
+        for rows in batches:
+            out.append(fn(data.batch(rows)).float().cpu())
+            bar.update(len(rows))
+    return torch.cat(out).numpy()

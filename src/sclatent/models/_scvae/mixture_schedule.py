@@ -17,16 +17,18 @@ from ..._core.data import CellData
 from ..._core.modules import CountVAE
 from ..._core.stats.clustering import initial_components
 from ..._core.stats.pca import log_normalised_pcs
-from ..._core.train import predict
+from ..._core.train import predict, progress_bar
 from ..._knn_graph import joint_connectivities
 
 #: Component slots when the mixture finds the number of clusters itself.
 MAX_COMPONENTS = 64
 #: Default epochs of the mixture prior (a third of them the VAE warm start).
 MIXTURE_EPOCHS = 150
-#: Training cells whose graph gives the number of clusters (a random subset above it).
+#: Training cells whose graph gives the number of clusters and whose posteriors measure the
+#: components' usage (a random subset above it, drawn once per fit; read into memory once when the
+#: matrix is on disk).
 MAX_CLUSTERED_CELLS = 50_000
-#: Components used by fewer than this share of the training cells are switched off after each epoch.
+#: Components used by fewer than this share of those cells are switched off after each epoch.
 MIN_COMPONENT_USAGE = 0.002
 
 
@@ -68,7 +70,8 @@ class MixtureSchedule:
         All cells of the fit; the anchors are set in (and removed from) its per-cell tensors, and
         ``data.obs["label"]`` holds the classes of label transfer (-1: unlabelled).
     cells
-        The training cells: the ones clustered, and whose usage prunes components.
+        The training cells: the ones clustered, and whose usage prunes components (at most
+        :data:`MAX_CLUSTERED_CELLS` of them, :meth:`clustered_subset`).
     epochs
         Epochs of the fit.
     fixed_k
@@ -79,6 +82,8 @@ class MixtureSchedule:
         Log-normalise the input before its principal components (count likelihoods).
     random_state
         Seed of the subset of clustered cells, the PCs and the clustering.
+    progress
+        Show the stages of the start in a bar.
     """
 
     module: CountVAE
@@ -89,11 +94,21 @@ class MixtureSchedule:
     n_classes: int
     log_normalise: bool
     random_state: int
+    progress: bool = False
 
     def __post_init__(self) -> None:
         self.warm, self.anchored = mixture_stages(self.epochs, fixed_k=self.fixed_k)
         #: Find the number of clusters: components beyond it start empty and unused ones switch off.
         self.auto = not self.fixed_k and "label" not in self.data.obs
+        self._sample: tuple[np.ndarray, CellData, np.ndarray] | None = None
+
+    @property
+    def sample(self) -> tuple[np.ndarray, CellData, np.ndarray]:
+        """The clustered training cells, the data to read them from, and their rows there."""
+        if self._sample is None:
+            rows = self.clustered_subset(self.cells, None)[0]
+            self._sample = (rows, *self.data.cached(rows))
+        return self._sample
 
     def on_epoch_start(self, epoch: int) -> None:
         """Start the mixture after the warm start, drop the anchors after theirs, prune (``auto``)."""
@@ -102,14 +117,15 @@ class MixtureSchedule:
         elif epoch == self.warm + self.anchored and "anchor" in self.data.obs:
             del self.data.obs["anchor"]
         if epoch > self.warm and self.auto:
-            usage = torch.as_tensor(self.posterior("y_log_probs", self.cells)).exp().mean(0)
+            _, data, rows = self.sample
+            usage = torch.as_tensor(self.posterior("y_log_probs", rows, data)).exp().mean(0)
             self.module.mixture.prune(usage, MIN_COMPONENT_USAGE)
 
-    def posterior(self, key: str, rows: np.ndarray) -> np.ndarray:
+    def posterior(self, key: str, rows: np.ndarray, data: CellData | None = None) -> np.ndarray:
         """An output of the encoder (``"z_mean"``, ``"y_log_probs"``) for some cells, in eval mode."""
         self.module.eval()
         return predict(
-            lambda b: self.module.encode(b["x"], b.get("covariates"))[key], self.data, indices=rows
+            lambda b: self.module.encode(b["x"], b.get("covariates"))[key], data or self.data, indices=rows
         )
 
     def start(self) -> None:
@@ -118,25 +134,38 @@ class MixtureSchedule:
         # classes start from all their labelled cells, validation cells included
         rows = np.arange(len(data)) if "label" in data.obs else self.cells
         labels = data.obs["label"].cpu().numpy() if "label" in data.obs else None
-        views = []
-        if labels is None or module.n_components == self.n_classes:
-            # the clusters (or the unlabelled cells' classes) come from the latent and the PCs
-            rows, labels = self.clustered_subset(rows, labels)
-            views = [
-                log_normalised_pcs(
-                    data.x, rows, log_normalise=self.log_normalise, random_state=self.random_state
+        views, source, source_rows = [], data, rows
+        clustered = labels is None or module.n_components == self.n_classes
+        with progress_bar(total=3 + clustered, desc="mixture start", show=self.progress) as bar:
+            if clustered:  # the clusters (or the unlabelled cells' classes) come from the latent and the PCs
+                bar.set_postfix_str("reading the cells")
+                if labels is None:
+                    rows, source, source_rows = self.sample
+                else:
+                    rows, labels = self.clustered_subset(rows, labels)
+                    source, source_rows = data.cached(rows)
+                bar.update()
+                bar.set_postfix_str(f"PCs of {len(rows):,} cells")
+                pcs = log_normalised_pcs(
+                    source.x, source_rows, log_normalise=self.log_normalise, random_state=self.random_state
                 )
-            ]
-        means, variances, weights, partition = initial_components(
-            self.posterior("z_mean", rows),
-            n_components=module.n_components,
-            labels=labels,
-            n_classes=self.n_classes,
-            auto=self.auto,
-            views=views,
-            knn_graph=joint_connectivities,
-            random_state=self.random_state,
-        )
+                views = [pcs]
+            bar.update()
+            bar.set_postfix_str("latent means")
+            latent = self.posterior("z_mean", source_rows, source)
+            bar.update()
+            bar.set_postfix_str("kNN graph, communities" if labels is None else "classes")
+            means, variances, weights, partition = initial_components(
+                latent,
+                n_components=module.n_components,
+                labels=labels,
+                n_classes=self.n_classes,
+                auto=self.auto,
+                views=views,
+                knn_graph=joint_connectivities,
+                random_state=self.random_state,
+            )
+            bar.update()
         module.mixture.initialise(means, variances, weights)
         module.mixture.active.copy_(torch.as_tensor(weights > 0))
         if self.anchored:

@@ -285,6 +285,7 @@ class SCVAE(QueryMappingMixin, ExpressionMixin, DifferentialExpressionMixin, Bas
             n_classes=len(self.fitted_.get("labels_key_categories", [])),
             log_normalise=self.is_count,
             random_state=self.seed,
+            progress=self.params["progress"],
         )
         return {"on_epoch_start": schedule.on_epoch_start}
 
@@ -334,7 +335,10 @@ class SCVAE(QueryMappingMixin, ExpressionMixin, DifferentialExpressionMixin, Bas
         """
         self._check_mixture("cluster_probabilities")
         active = self.module_.mixture.active.cpu().numpy()
-        return self._predict(adata, lambda b: self._posterior(b)["y_log_probs"].exp())[:, active]
+        proba = self._predict(
+            adata, lambda b: self._posterior(b)["y_log_probs"].exp(), "cluster probabilities"
+        )
+        return proba[:, active]
 
     def predict_labels(self, adata: AnnData) -> tuple[np.ndarray, np.ndarray]:
         """Transferred labels (model fitted with ``labels_key``) and their confidence.
@@ -355,7 +359,9 @@ class SCVAE(QueryMappingMixin, ExpressionMixin, DifferentialExpressionMixin, Bas
             msg = "predict_labels needs a model fitted with labels_key=."
             raise ValueError(msg)
         n_classes = len(classes)
-        proba = self._predict(adata, lambda b: self._posterior(b)["y_log_probs"][:, :n_classes].exp())
+        proba = self._predict(
+            adata, lambda b: self._posterior(b)["y_log_probs"][:, :n_classes].exp(), "label probabilities"
+        )
         return np.asarray(classes, dtype=object)[proba.argmax(1)], proba.max(1)
 
     def _check_mixture(self, what: str) -> None:
