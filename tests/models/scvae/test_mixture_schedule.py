@@ -119,11 +119,12 @@ def test_gmvae_epoch_costs_about_one_vae_epoch(small_counts):
     assert calls == [torch.Size([5, 10])]
 
 
-def test_the_schedule_alone_starts_anchors_prunes_and_releases(small_counts):
+def test_the_schedule_alone_starts_anchors_prunes_and_releases(small_counts, monkeypatch):
     """The schedule of a 9-epoch GMVAE that finds its clusters, driven epoch by epoch after a warm start."""
     from sclatent._core.data import CellData, row_source
     from sclatent._core.modules import CountVAE
     from sclatent._core.train import TrainingConfig, train
+    from sclatent.models._scvae import mixture_schedule
     from sclatent.models._scvae.mixture_schedule import MAX_COMPONENTS, MixtureSchedule
 
     torch.manual_seed(0)
@@ -145,8 +146,16 @@ def test_the_schedule_alone_starts_anchors_prunes_and_releases(small_counts):
     assert 2 <= n_found < MAX_COMPONENTS
     anchor = data.obs["anchor"]
     assert set(anchor[cells].tolist()) == set(range(n_found)) and bool((anchor[:100] == -1).all())
-    schedule.on_epoch_start(4)  # anchored, and pruned after each epoch: never switched back on
-    assert int(module.mixture.active.sum()) <= n_found and "anchor" in data.obs
+    # anchored, and pruned after each epoch (here harder than by default, so that components with
+    # anchored cells go): never switched back on, and their cells are anchored no more
+    monkeypatch.setattr(mixture_schedule, "MIN_COMPONENT_USAGE", 1.5 / n_found)
+    schedule.on_epoch_start(4)
+    active = module.mixture.active
+    assert 1 <= int(active.sum()) < n_found and "anchor" in data.obs
+    anchor = data.obs["anchor"]
+    assert bool(active[anchor[anchor >= 0]].all()) and bool((anchor[cells] == -1).any())
+    losses = module.loss(data.batch(torch.as_tensor(cells), positives=True), 1.0)
+    assert torch.isfinite(losses["loss"])
     schedule.on_epoch_start(5)  # the free GMVAE
     assert "anchor" not in data.obs
 

@@ -120,6 +120,11 @@ class MixtureSchedule:
             _, data, rows = self.sample
             usage = torch.as_tensor(self.posterior("y_log_probs", rows, data)).exp().mean(0)
             self.module.mixture.prune(usage, MIN_COMPONENT_USAGE)
+            if "anchor" in self.data.obs:  # cells anchored to a component switched off go free
+                anchor = self.data.obs["anchor"]
+                active = self.module.mixture.active.to(anchor.device)
+                off = (anchor >= 0) & ~active[anchor.clamp_min(0)]
+                self.data.obs["anchor"] = torch.where(off, -1, anchor)
 
     def posterior(self, key: str, rows: np.ndarray, data: CellData | None = None) -> np.ndarray:
         """An output of the encoder (``"z_mean"``, ``"y_log_probs"``) for some cells, in eval mode."""
