@@ -23,3 +23,20 @@ def test_connectivities_are_scanpys_and_views_average():
 def test_fewer_cells_than_neighbours():
     graph = knn_connectivities(np.arange(20, dtype=np.float32)[:, None], 0)
     assert graph.shape == (20, 20) and (graph.getnnz(1) > 0).all()
+
+
+def test_the_callers_torch_threads_are_kept(monkeypatch):
+    """Code under scanpy's connectivities (numba's OpenMP start-up, threadpoolctl's limits) can reset
+    PyTorch's threads to one per core; here a stand-in does, and the caller's setting comes back."""
+    import torch
+
+    neighbors = sc.pp.neighbors
+
+    def resetting(*args, **kwargs):
+        neighbors(*args, **kwargs)
+        torch.set_num_threads(torch.get_num_threads() + 3)
+
+    monkeypatch.setattr(sc.pp, "neighbors", resetting)
+    before = torch.get_num_threads()
+    knn_connectivities(np.random.default_rng(0).random((100, 4)), 0)
+    assert torch.get_num_threads() == before
