@@ -3,7 +3,7 @@
 The figures of the speed issue, in one run (``bash benchmarks/gpu_check.sh`` adds the CUDA tests):
 
 - SCVAE (ZINB) on mouse_brain_10k at the CPU benchmark's shapes (1,000 genes, 128 -> 10, batch 128),
-  and on synthetic counts (``bench_scale.synthesize``: 100,000 cells x 2,000 genes) with batch 1,024
+  and on a synthetic atlas (``sl.datasets.synthetic_atlas``: 100,000 cells x 2,000 genes) with batch 1,024
   and a 4x learning rate (the large-batch set-up for a GPU), with the held-out ELBO of each, also
   with the network in bfloat16 (``sl.settings.precision``; its ELBO's difference to float32) and
   with every step replayed from a CUDA graph (``sl.settings.cuda_graphs``; its speed-up and ELBO
@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import sclatent as sl
 from bench_rnx import run_case as rnx_case
-from bench_scale import synthesize
 from bench_scvae import OTHER_MODELS, SETTINGS, other_models, synchronize, timed_fit
 from sclatent._core.runtime.device import resolve_device
 
@@ -49,6 +48,11 @@ TARGETS = {
     "SCVAE zinb, batch 1,024, CUDA graphs": ">= 500,000 cells/s",
     "exact R_NX": "<= 60 s",
 }
+
+
+def synthesize(n_cells: int, path: Path) -> None:
+    """Write a synthetic atlas of ``n_cells`` cells (``sl.datasets.synthetic_atlas``) to ``path``."""
+    sl.datasets.synthetic_atlas(path, n_cells, progress=False)
 
 
 def device_name(device: torch.device) -> str:
