@@ -241,13 +241,7 @@ class BlockShuffleSampler:
     ) -> Iterator[torch.Tensor]:
         """Full minibatches of each buffer's cells, shuffled within the buffer, the buffer loaded once."""
         for blocks, cells in buffers:
-            n_batches = len(cells) // self.batch_size
-            if n_batches == 0:
-                continue
-            self.source.load(blocks)
-            cells = torch.from_numpy(generator.permutation(np.sort(cells)))
-            for i in range(n_batches):
-                yield cells[i * self.batch_size : (i + 1) * self.batch_size]
+            yield from self._cut(blocks, generator.permutation(np.sort(cells)))
 
     def _interleaved(self, order: np.ndarray) -> Iterator[torch.Tensor]:
         """One process's minibatches; with several (and few blocks), this rank's interleaved share."""
@@ -257,11 +251,14 @@ class BlockShuffleSampler:
             rows = np.concatenate([self._block_cells(b) for b in blocks])
             rows = self.generator.permutation(rows[self.chosen[rows]])
             per_rank = len(rows) // self.world_size
-            mine = rows[self.rank : per_rank * self.world_size : self.world_size]
-            n_batches = per_rank // self.batch_size
-            if n_batches == 0:
-                continue
-            self.source.load(blocks)
-            mine = torch.from_numpy(np.ascontiguousarray(mine))
-            for i in range(n_batches):
-                yield mine[i * self.batch_size : (i + 1) * self.batch_size]
+            yield from self._cut(blocks, rows[self.rank : per_rank * self.world_size : self.world_size])
+
+    def _cut(self, blocks: np.ndarray, cells: np.ndarray) -> Iterator[torch.Tensor]:
+        """Full minibatches of ``cells`` in their order, the buffer of ``blocks`` loaded first (if any)."""
+        n_batches = len(cells) // self.batch_size
+        if n_batches == 0:
+            return
+        self.source.load(blocks)
+        cells = torch.from_numpy(np.ascontiguousarray(cells))
+        for i in range(n_batches):
+            yield cells[i * self.batch_size : (i + 1) * self.batch_size]

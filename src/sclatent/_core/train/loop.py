@@ -147,7 +147,7 @@ def train(
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     best_loss, best_state, best_epoch, epochs_without_gain = math.inf, None, None, 0
     step = 0
-    bar = _progress_bar(config)
+    bar = progress_bar(range(config.epochs), desc=config.description, unit="epoch", show=config.progress)
     # a peer that fails mid-run makes the exchanges fail: say so, and in which epoch
     with peers_checked(lambda: f"epoch {len(history['train_loss']) + 1}"):
         for epoch in bar:
@@ -217,13 +217,6 @@ def optimisation_step(
             nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
     optimizer.step()
     return loss.detach()
-
-
-def _progress_bar(config: TrainingConfig) -> tqdm:
-    """The epoch bar (hidden without ``config.progress``)."""
-    if not config.progress:
-        return tqdm(range(config.epochs), disable=True)
-    return progress_bar(range(config.epochs), desc=config.description, unit="epoch")
 
 
 def progress_bar(*args: object, show: bool = True, **kwargs: object) -> tqdm:
